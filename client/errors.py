@@ -1,0 +1,178 @@
+"""Every failure the pack can report, one class per thing a user does differently about it.
+
+Messages are one readable line: what happened, what to do, and the fal request id when there
+is one. Secrets are redacted from every message (see `redaction`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from .redaction import redact
+
+KEY_HELP = (
+    "Set the FAL_KEY environment variable (or FAL_KEY_ID and FAL_KEY_SECRET), "
+    "or put the key in the config file {config_path}; create keys at https://fal.ai/dashboard/keys"
+)
+
+
+class FalError(Exception):
+    """Base of every error raised by the fal client and the pack built on it."""
+
+    def __init__(self, message: str, *, request_id: str | None = None, status_code: int | None = None):
+        self.request_id = request_id
+        self.status_code = status_code
+        if request_id and request_id not in message:
+            message = f"{message} (fal request id: {request_id})"
+        self.message = redact(message)
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r})"
+
+
+class InvalidInputError(FalError):
+    """A local check refused an input before anything was sent (no money spent)."""
+
+    def __init__(self, input_name: str, problem: str):
+        self.input_name = input_name
+        super().__init__(f"Input '{input_name}': {problem}")
+
+
+class ConfigurationError(FalError):
+    """The client is configured in a way that would be unsafe or cannot work."""
+
+
+class AuthError(FalError):
+    """fal refused the key (401/403) or no key could be found."""
+
+
+class MissingKeyError(AuthError):
+    """No fal key was found in any of the places we look."""
+
+
+class SpendCapError(FalError):
+    """A run would push this process's spending above FAL_KONTEXT_MAX_SPEND_USD."""
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One entry of fal's 422 `detail` list."""
+
+    location: tuple[str | int, ...]
+    message: str
+    type: str = ""
+
+    @property
+    def field(self) -> str:
+        """The input name, e.g. `image_urls[1]`, without fal's leading `body`."""
+        parts = [p for p in self.location if p != "body"]
+        text = ""
+        for part in parts:
+            text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        return text or "request"
+
+    @classmethod
+    def from_detail(cls, item: Any) -> "FieldError":
+        if not isinstance(item, dict):
+            return cls((), str(item))
+        location = item.get("loc") or ()
+        return cls(tuple(location) if isinstance(location, (list, tuple)) else (str(location),),
+                   str(item.get("msg", "")), str(item.get("type", "")))
+
+
+class ValidationError(FalError):
+    """fal rejected the inputs (422); `fields` lists each offending field and fal's reason."""
+
+    def __init__(self, fields: Sequence[FieldError], *, request_id: str | None = None,
+                 status_code: int | None = 422, prefix: str = "fal rejected the inputs"):
+        self.fields = tuple(fields)
+        listed = "; ".join(f"{f.field}: {f.message}" for f in self.fields) or "no details given"
+        super().__init__(f"{prefix}: {listed}", request_id=request_id, status_code=status_code)
+
+
+class ContentPolicyError(ValidationError):
+    """fal's content checker flagged the prompt or a reference image; change it and retry."""
+
+    def __init__(self, fields: Sequence[FieldError], *, request_id: str | None = None,
+                 status_code: int | None = 422):
+        super().__init__(fields, request_id=request_id, status_code=status_code,
+                         prefix="fal's content checker refused this request (edit the prompt or "
+                                "the flagged image; raising safety_tolerance may help)")
+
+
+class RateLimitError(FalError):
+    """fal is limiting our request rate or concurrency (429)."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any):
+        self.retry_after = retry_after
+        super().__init__(message, **kwargs)
+
+
+class ServerError(FalError):
+    """fal (or something in front of it) failed with a 5xx or an unreadable answer."""
+
+
+class ConnectionFailedError(FalError):
+    """fal could not be reached at all (DNS, refused connection, network down)."""
+
+
+class SubmitUncertainError(FalError):
+    """A submit may have reached fal but we got no answer; it is not re-sent to avoid paying twice."""
+
+
+class JobFailedError(FalError):
+    """The job ran at fal and ended with an error."""
+
+    def __init__(self, message: str, *, logs_tail: Sequence[str] = (), **kwargs: Any):
+        self.logs_tail = tuple(logs_tail)
+        if self.logs_tail:
+            message = f"{message}; last log lines: {' | '.join(self.logs_tail)}"
+        super().__init__(message, **kwargs)
+
+
+class FalTimeoutError(FalError):
+    """The job took longer than the timeout; we asked fal to cancel it."""
+
+    def __init__(self, timeout: float, *, cancel_confirmed: bool, request_id: str | None = None):
+        self.timeout = timeout
+        self.cancel_confirmed = cancel_confirmed
+        outcome = ("fal confirmed the cancel request" if cancel_confirmed
+                   else "fal did not confirm the cancel, so check the job in your fal dashboard")
+        super().__init__(f"The job did not finish within {timeout:g} s and was cancelled ({outcome}); "
+                         "raise the timeout for large jobs or busy hours", request_id=request_id)
+
+
+class CancelledError(FalError):
+    """The caller stopped the job; fal was asked to cancel it."""
+
+    def __init__(self, *, cancel_confirmed: bool, finished_and_billed: bool = False,
+                 request_id: str | None = None):
+        self.cancel_confirmed = cancel_confirmed
+        self.finished_and_billed = finished_and_billed
+        if finished_and_billed:
+            text = "Cancelled, but the job had already finished at fal and was billed"
+        elif cancel_confirmed:
+            text = "Cancelled; fal confirmed the job was stopped"
+        else:
+            text = "Cancelled; fal did not confirm the cancel, so check the job in your fal dashboard"
+        super().__init__(text, request_id=request_id)
+
+
+class DownloadError(FalError):
+    """A result or reference could not be downloaded (network, size cap, bad content)."""
+
+
+class DecodeError(FalError):
+    """Bytes that should be an image could not be decoded (corrupt, unsupported, too large)."""
+
+
+class RequestRejectedError(FalError):
+    """fal refused a request for a reason not covered above (an unexpected 4xx)."""
+
+
+class SafetyFilterError(FalError):
+    """fal's safety checker flagged result images (has_nsfw_concepts) and the policy refuses them."""

@@ -1,0 +1,76 @@
+"""Turn fal's HTTP answers into typed errors with one readable message each."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+
+from .credentials import key_help
+from .errors import (AuthError, ContentPolicyError, FalError, FieldError, RateLimitError,
+                     RequestRejectedError, ServerError, ValidationError)
+from .retry import parse_retry_after
+
+CONTENT_POLICY_TYPE = "content_policy_violation"
+_MAX_TEXT = 300
+
+
+def fal_request_id(response: httpx.Response) -> str | None:
+    return response.headers.get("x-fal-request-id")
+
+
+def json_body(response: httpx.Response) -> Any:
+    """The decoded body, or None when it is not JSON."""
+    try:
+        return response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def _detail_text(body: Any, response: httpx.Response) -> str:
+    if isinstance(body, dict) and body.get("detail") is not None:
+        detail = body["detail"]
+        return detail if isinstance(detail, str) else json.dumps(detail)[:_MAX_TEXT]
+    text = " ".join(response.text.split())
+    return text[:_MAX_TEXT] or response.reason_phrase
+
+
+def error_for_response(response: httpx.Response, *, request_id: str | None = None,
+                       action: str = "request") -> FalError:
+    """The typed error for a non-2xx answer from fal."""
+    status = response.status_code
+    request_id = request_id or fal_request_id(response)
+    body = json_body(response)
+    detail = _detail_text(body, response)
+    error_type = (body.get("error_type") if isinstance(body, dict) else None) \
+        or response.headers.get("x-fal-error-type")
+    kind = f" [{error_type}]" if error_type else ""
+    common = {"request_id": request_id, "status_code": status}
+    if status == 401:
+        return AuthError(f"fal rejected the API key (401: {detail}). {key_help()}", **common)
+    if status == 403:
+        return AuthError(f"fal refused access (403: {detail}); check that the key is active and "
+                         "the account has balance at https://fal.ai/dashboard", **common)
+    if status == 422 or (status == 400 and isinstance(body, dict) and isinstance(body.get("detail"), list)):
+        return validation_error(body, **common)
+    if status == 429:
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        wait = f"wait {retry_after:g} s and " if retry_after is not None else "wait a little and "
+        return RateLimitError(f"fal is rate-limiting this key (429: {detail}); {wait}try again",
+                              retry_after=retry_after, **common)
+    if status >= 500:
+        if request_id is None and "<html" in response.text.lower():
+            return ServerError(f"fal's gateway answered {status} during the {action} "
+                               "(a temporary outage); try again in a minute", **common)
+        return ServerError(f"fal answered {status} during the {action}{kind}: {detail}", **common)
+    return RequestRejectedError(f"fal refused the {action} ({status}{kind}): {detail}", **common)
+
+
+def validation_error(body: Any, *, request_id: str | None, status_code: int | None) -> ValidationError:
+    """A 422 (or a failed job's stored 422) as ValidationError or ContentPolicyError."""
+    detail = body.get("detail") if isinstance(body, dict) else body
+    items = detail if isinstance(detail, list) else [{"msg": str(detail)}]
+    fields = [FieldError.from_detail(item) for item in items]
+    if any(f.type == CONTENT_POLICY_TYPE for f in fields):
+        return ContentPolicyError(fields, request_id=request_id, status_code=status_code)
+    return ValidationError(fields, request_id=request_id, status_code=status_code)

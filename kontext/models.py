@@ -1,0 +1,74 @@
+"""The one table of FLUX.1 Kontext facts: endpoint ids, prices, parameter ranges and limits.
+
+Everything else in the pack (nodes, CLI, stand-in server, README checks) reads from here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+ReferenceField = Literal["image_urls", "image_url"]
+
+
+@dataclass(frozen=True)
+class KontextModel:
+    """One fal endpoint: which id to call, how it takes references, what an image costs."""
+
+    endpoint_id: str
+    tier: str  # "pro" or "max", the node's `model` combo value
+    reference_field: ReferenceField
+    usd_per_image: float
+
+    @property
+    def takes_many_references(self) -> bool:
+        return self.reference_field == "image_urls"
+
+
+MULTI_MODELS: dict[str, KontextModel] = {
+    "pro": KontextModel("fal-ai/flux-pro/kontext/multi", "pro", "image_urls", 0.04),
+    "max": KontextModel("fal-ai/flux-pro/kontext/max/multi", "max", "image_urls", 0.08),
+}
+SINGLE_MODELS: dict[str, KontextModel] = {
+    "pro": KontextModel("fal-ai/flux-pro/kontext", "pro", "image_url", 0.04),
+    "max": KontextModel("fal-ai/flux-pro/kontext/max", "max", "image_url", 0.08),
+}
+ALL_MODELS: tuple[KontextModel, ...] = (*MULTI_MODELS.values(), *SINGLE_MODELS.values())
+MODEL_TIERS: tuple[str, ...] = tuple(MULTI_MODELS)
+
+
+def model_for_endpoint(endpoint_id: str) -> KontextModel:
+    """Look a model up by its fal endpoint id."""
+    for model in ALL_MODELS:
+        if model.endpoint_id == endpoint_id:
+            return model
+    raise KeyError(endpoint_id)
+
+
+# Parameter ranges, as fal documents them for the Kontext endpoints.
+PROMPT_MAX_CHARS = 10_000  # fal states no limit; ours stops a pasted file from being sent and billed
+GUIDANCE_MIN, GUIDANCE_MAX, GUIDANCE_DEFAULT, GUIDANCE_STEP = 1.0, 20.0, 3.5, 0.1
+NUM_IMAGES_MIN, NUM_IMAGES_MAX, NUM_IMAGES_DEFAULT = 1, 4, 1
+SEED_MIN, SEED_MAX = 0, 2_147_483_647
+ASPECT_RATIOS: tuple[str, ...] = ("21:9", "16:9", "4:3", "3:2", "1:1", "2:3", "3:4", "9:16", "9:21")
+ASPECT_RATIO_AUTO = "auto"  # the node's choice meaning "omit the field, let the model decide"
+OUTPUT_FORMATS: tuple[str, ...] = ("jpeg", "png")
+OUTPUT_FORMAT_DEFAULT = "jpeg"
+SAFETY_TOLERANCES: tuple[str, ...] = ("1", "2", "3", "4", "5", "6")
+SAFETY_TOLERANCE_DEFAULT = "2"
+
+# fal documents no maximum number of references for /kontext/multi; 8 keeps requests sane.
+MAX_REFERENCES = 8
+
+# Reference transport: upload to fal storage (small JSON, cacheable) or inline data URIs.
+REFERENCE_TRANSPORTS: tuple[str, ...] = ("upload", "data_uri")
+
+# What to do with images fal flags in has_nsfw_concepts.
+NSFW_POLICIES: tuple[str, ...] = ("drop", "error", "keep")
+
+DEFAULT_TIMEOUT_SECONDS = 600.0
+TIMEOUT_MIN_SECONDS, TIMEOUT_MAX_SECONDS = 10.0, 3600.0
+
+
+def estimate_cost_usd(model: KontextModel, num_images: int) -> float:
+    """What fal bills for one run: price per output image times the image count."""
+    return round(model.usd_per_image * num_images, 4)

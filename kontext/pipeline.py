@@ -1,0 +1,234 @@
+"""One Kontext edit end to end on bytes: references -> URLs -> fal job -> result image bytes.
+
+Nodes (tensors) and the CLI (files) both call `run_edit`; it knows nothing of torch or ComfyUI.
+"""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from ..client import FalClient
+from ..client.data_uri import encode_data_uri
+from ..client.errors import (ConnectionFailedError, InvalidInputError, SafetyFilterError,
+                             ValidationError)
+from ..client.logs import logger
+from ..client.queue_types import QueueUpdate, RequestHandle
+from . import models as m
+from .edit_request import EditRequest
+from .progress import ProgressReporter
+from .result_cache import CachedResult, ResultCache, result_cache_key
+from .spending import PROCESS_SPENDING, SpendTracker
+
+# fal's error types for a reference it could not fetch or read.
+_UNFETCHABLE_REFERENCE_TYPES = {"file_download_error", "image_load_error"}
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One reference image: a label for messages, a content key, and a lazy encoder, so a
+    reference already uploaded in this process is never encoded again."""
+
+    label: str
+    key: str
+    encode: Callable[[], tuple[bytes, str]]  # -> (bytes, content type); run in a worker thread
+
+
+@dataclass(frozen=True)
+class EditOptions:
+    transport: str = "upload"  # one of models.REFERENCE_TRANSPORTS
+    timeout: float = m.DEFAULT_TIMEOUT_SECONDS
+    nsfw_policy: str = "drop"  # one of models.NSFW_POLICIES
+    max_download_bytes: int | None = None
+
+
+@dataclass
+class ResultImage:
+    data: bytes
+    content_type: str
+    index: int  # position in fal's answer
+    nsfw: bool = False
+
+
+@dataclass
+class EditResult:
+    images: list[ResultImage]
+    seed: int | None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+async def run_edit(client: FalClient, request: EditRequest, references: Sequence[Reference], *,
+                   options: EditOptions = EditOptions(),
+                   progress: ProgressReporter | None = None,
+                   should_cancel: Callable[[], bool] | None = None,
+                   result_cache: ResultCache | None = None,
+                   spending: SpendTracker = PROCESS_SPENDING) -> EditResult:
+    """Run one edit. Local checks come first (no money spent); exactly one job is submitted,
+    except once more when fal could not fetch a reference this process uploaded earlier."""
+    request.validate(len(references))
+    _check_options(options)
+    progress = progress or ProgressReporter()
+    cache_key = result_cache_key(request, [ref.key for ref in references])
+    if result_cache is not None:
+        cached = result_cache.get(cache_key)
+        if cached is not None:
+            return _from_cache(cached, request, progress)
+    progress.started(request.estimated_cost_usd, len(references))
+    urls = await _reference_urls(client, references, options.transport, progress)
+    try:
+        outcome, handle = await _submit_and_wait(client, request, urls, options, progress,
+                                                 should_cancel, spending)
+    except ValidationError as error:
+        stale = _unfetchable_cached_urls(error, urls)
+        if not stale:
+            raise
+        logger.warning("fal could not fetch %d cached reference upload(s); uploading again", len(stale))
+        for url in stale:
+            client.forget_upload(url)
+        urls = await _reference_urls(client, references, options.transport, progress)
+        outcome, handle = await _submit_and_wait(client, request, urls, options, progress,
+                                                 should_cancel, spending)
+    result = await _collect_images(client, request, outcome, handle, options, progress)
+    if result_cache is not None:
+        result_cache.put(cache_key, result)
+    progress.finished(result.info)
+    return result
+
+
+def _check_options(options: EditOptions) -> None:
+    if options.transport not in m.REFERENCE_TRANSPORTS:
+        raise InvalidInputError("reference_transport", f"must be one of {', '.join(m.REFERENCE_TRANSPORTS)}")
+    if options.nsfw_policy not in m.NSFW_POLICIES:
+        raise InvalidInputError("nsfw_policy", f"must be one of {', '.join(m.NSFW_POLICIES)}")
+    if not m.TIMEOUT_MIN_SECONDS <= options.timeout <= m.TIMEOUT_MAX_SECONDS:
+        raise InvalidInputError("timeout_seconds", f"must be from {m.TIMEOUT_MIN_SECONDS:g} to "
+                                                   f"{m.TIMEOUT_MAX_SECONDS:g} seconds")
+
+
+async def _reference_urls(client: FalClient, references: Sequence[Reference], transport: str,
+                          progress: ProgressReporter) -> list[str]:
+    """URLs for every reference, uploaded in parallel (bounded by the client), in order."""
+    done = 0
+
+    async def one(reference: Reference) -> str:
+        nonlocal done
+        url = client.cached_upload(reference.key) if transport == "upload" else None
+        if url is None:
+            data, content_type = await asyncio.to_thread(reference.encode)
+            url = (encode_data_uri(data, content_type) if transport == "data_uri"
+                   else await client.upload(data, content_type, cache_key=reference.key))
+        done += 1
+        progress.uploaded(done, len(references))
+        return url
+
+    return list(await asyncio.gather(*(one(ref) for ref in references)))
+
+
+async def _submit_and_wait(client: FalClient, request: EditRequest, urls: list[str],
+                           options: EditOptions, progress: ProgressReporter,
+                           should_cancel: Callable[[], bool] | None,
+                           spending: SpendTracker) -> tuple[dict[str, Any], RequestHandle]:
+    cost = request.estimated_cost_usd
+    spending.reserve(cost)
+    try:
+        handle = await client.submit(request.model.endpoint_id, request.arguments(urls))
+    except ConnectionFailedError:
+        spending.release(cost)  # nothing reached fal, nothing will be billed
+        raise
+    progress.submitted(handle.request_id)
+
+    def on_update(update: QueueUpdate) -> None:
+        progress.queue_update(update)
+
+    outcome = await client.wait_for_result(handle, on_update=on_update, timeout=options.timeout,
+                                           should_cancel=should_cancel)
+    return outcome, handle
+
+
+def _unfetchable_cached_urls(error: ValidationError, urls: list[str]) -> list[str]:
+    """URLs fal said it could not fetch, if they came from our upload cache."""
+    stale = []
+    for field_error in error.fields:
+        location = [p for p in field_error.location if p != "body"]
+        if field_error.type not in _UNFETCHABLE_REFERENCE_TYPES or not location:
+            continue
+        if location[0] == "image_url" and urls:
+            stale.append(urls[0])
+        elif location[0] == "image_urls" and len(location) > 1 and isinstance(location[1], int) \
+                and 0 <= location[1] < len(urls):
+            stale.append(urls[location[1]])
+    return [url for url in stale if url.startswith(("http://", "https://"))]
+
+
+async def _collect_images(client: FalClient, request: EditRequest, output: dict[str, Any],
+                          handle: RequestHandle, options: EditOptions,
+                          progress: ProgressReporter) -> EditResult:
+    entries = [e for e in output.get("images") or [] if isinstance(e, dict) and e.get("url")]
+    flags = _nsfw_flags(output, len(entries))
+    keep = _apply_nsfw_policy(flags, options.nsfw_policy, handle.request_id)
+    done = 0
+
+    async def fetch(index: int) -> ResultImage:
+        nonlocal done
+        entry = entries[index]
+        data = await client.download(entry["url"], max_bytes=options.max_download_bytes,
+                                     expect_image=True)
+        done += 1
+        progress.downloaded(done, len(keep))
+        content_type = entry.get("content_type") or f"image/{request.output_format}"
+        return ResultImage(data, str(content_type), index, flags[index])
+
+    images = list(await asyncio.gather(*(fetch(i) for i in keep)))
+    info = _info(request, output, handle, flags, keep)
+    return EditResult(images=images, seed=output.get("seed"), info=info)
+
+
+def _nsfw_flags(output: dict[str, Any], count: int) -> list[bool]:
+    raw = output.get("has_nsfw_concepts") or []
+    return [bool(raw[i]) if i < len(raw) else False for i in range(count)]
+
+
+def _apply_nsfw_policy(flags: list[bool], policy: str, request_id: str) -> list[int]:
+    """Indices of the images to pass downstream; never a silent black frame."""
+    flagged = [i for i, flag in enumerate(flags) if flag]
+    if not flags:
+        raise SafetyFilterError("fal returned no images for this request", request_id=request_id)
+    if not flagged or policy == "keep":
+        if flagged:
+            logger.warning("fal flagged result image(s) %s as NSFW; kept as asked (nsfw_policy=keep)", flagged)
+        return list(range(len(flags)))
+    if policy == "error" or len(flagged) == len(flags):
+        raise SafetyFilterError(
+            f"fal's safety checker flagged {len(flagged)} of {len(flags)} result image(s) "
+            "(they come back blank); rephrase the prompt or raise safety_tolerance",
+            request_id=request_id)
+    logger.warning("dropped %d of %d result images that fal flagged as NSFW", len(flagged), len(flags))
+    return [i for i, flag in enumerate(flags) if not flag]
+
+
+def _info(request: EditRequest, output: dict[str, Any], handle: RequestHandle,
+          flags: list[bool], keep: list[int]) -> dict[str, Any]:
+    return {
+        "request_id": handle.request_id,
+        "endpoint": request.model.endpoint_id,
+        "seed": output.get("seed"),
+        "prompt": output.get("prompt", request.prompt),
+        "has_nsfw_concepts": flags,
+        "dropped_nsfw_images": [i for i in range(len(flags)) if i not in keep],
+        "timings": output.get("timings") or {},
+        "num_images": len(keep),
+        "estimated_cost_usd": request.estimated_cost_usd,
+        "cached": False,
+    }
+
+
+def _from_cache(cached: CachedResult, request: EditRequest, progress: ProgressReporter) -> EditResult:
+    info = {**cached.info, "cached": True, "cost_saved_usd": request.estimated_cost_usd,
+            "estimated_cost_usd": 0.0}
+    progress.finished(info)
+    images = [ResultImage(data, content_type, index) for index, (data, content_type)
+              in enumerate(cached.images)]
+    return EditResult(images=images, seed=cached.info.get("seed"), info=info)
+
+
+__all__ = ["EditOptions", "EditResult", "Reference", "ResultImage", "run_edit"]

@@ -1,0 +1,76 @@
+"""Progress of one edit as stages, overall fraction and a short status line.
+
+The pipeline calls the stage methods; a sink (ComfyUI's progress bar and text, or the CLI's
+progress bar) receives `ProgressEvent`s. fal's log lines go to the pack's logger.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..client.logs import logger
+from ..client.queue_types import JobState, QueueUpdate
+
+# Share of the bar each stage fills; generating is open-ended, so it creeps towards its end.
+_UPLOAD_END, _QUEUE_END, _GENERATE_END = 0.2, 0.3, 0.9
+_GENERATE_HALF_LIFE_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    stage: str  # "upload", "queue", "generate", "download", "done"
+    fraction: float  # 0..1 over the whole edit
+    text: str
+
+
+ProgressSink = Callable[[ProgressEvent], None]
+
+
+class ProgressReporter:
+    """Turns pipeline stages into ProgressEvents for `sink`; `log_prefix` tags fal's log lines."""
+
+    def __init__(self, sink: ProgressSink | None = None, log_prefix: str = ""):
+        self._sink = sink
+        self._prefix = log_prefix
+        self._cost_text = ""
+        self.request_id: str | None = None
+
+    def _emit(self, stage: str, fraction: float, text: str) -> None:
+        if self._sink is not None:
+            self._sink(ProgressEvent(stage, min(max(fraction, 0.0), 1.0), text + self._cost_text))
+
+    def started(self, cost_usd: float, reference_count: int) -> None:
+        self._cost_text = f" · est. ${cost_usd:.2f}"
+        self._emit("upload", 0.0, f"Preparing {reference_count} reference(s)")
+
+    def uploaded(self, done: int, total: int) -> None:
+        self._emit("upload", _UPLOAD_END * done / total, f"References {done}/{total} ready")
+
+    def submitted(self, request_id: str) -> None:
+        self.request_id = request_id
+        logger.info("%sfal request %s submitted", self._prefix, request_id)
+        self._emit("queue", _UPLOAD_END, "Submitted to fal")
+
+    def queue_update(self, update: QueueUpdate) -> None:
+        for line in update.new_logs:
+            logger.info("%s[fal] %s", self._prefix, line)
+        if update.state is JobState.IN_QUEUE:
+            position = "" if update.queue_position is None else f" (position {update.queue_position})"
+            self._emit("queue", _UPLOAD_END + 0.05, f"Queued at fal{position}")
+        elif update.state is JobState.IN_PROGRESS:
+            creep = 1 - 0.5 ** (update.elapsed / _GENERATE_HALF_LIFE_SECONDS)
+            fraction = _QUEUE_END + (_GENERATE_END - _QUEUE_END) * creep
+            self._emit("generate", fraction, f"Generating · {update.elapsed:.0f} s")
+        else:
+            self._emit("download", _GENERATE_END, "Fetching result")
+
+    def downloaded(self, done: int, total: int) -> None:
+        fraction = _GENERATE_END + (1 - _GENERATE_END) * done / max(total, 1)
+        self._emit("download", fraction, f"Downloaded {done}/{total}")
+
+    def finished(self, info: dict[str, Any]) -> None:
+        if info.get("cached"):
+            self._cost_text = ""
+            self._emit("done", 1.0, f"From result cache · saved ${info.get('cost_saved_usd', 0):.2f}")
+        else:
+            self._emit("done", 1.0, f"Done · {info.get('num_images', 0)} image(s)")

@@ -1,0 +1,464 @@
+"""A persistent, size-bounded cache of finished edits, so the same paid request is never billed twice.
+
+ComfyUI's own cache forgets outputs when another graph runs or ComfyUI restarts; this one keeps the
+image files fal returned on disk, shared safely by threads and by processes.
+
+Layout under the cache directory:
+    <key[:2]>/<key>/0.png, 1.jpg, ...  the image files exactly as fal returned them, in order
+    <key[:2]>/<key>/entry.json         file names, content types, sizes, sha256s and the run's info
+    .tmp-<key>-<random>/               an entry being written; renamed into place once complete
+    .trash-<random>/                   an entry being deleted; renamed out of place first
+An entry directory therefore only ever appears or disappears whole. Recency for least-recently-used
+eviction is the mtime of entry.json; a hit sets it to now.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib
+import json
+import math
+import os
+import re
+import shutil
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+from ..client.logs import logger
+from .edit_request import EditRequest
+
+if TYPE_CHECKING:
+    from .pipeline import EditResult
+
+# Part of every key: bump it when the key payload or the entry layout changes meaning.
+CACHE_FORMAT_VERSION = 1
+MEBIBYTE = 1024 * 1024
+DEFAULT_MAX_MB = 1024
+DEFAULT_MAX_BYTES = DEFAULT_MAX_MB * MEBIBYTE
+
+ENABLE_ENV = "FAL_KONTEXT_RESULT_CACHE"
+DIRECTORY_ENV = "FAL_KONTEXT_RESULT_CACHE_DIR"
+MAX_MB_ENV = "FAL_KONTEXT_RESULT_CACHE_MAX_MB"
+DISABLED_VALUES = frozenset({"0", "off", "false", "no"})
+CACHE_SUBDIRECTORY = Path("fal-kontext", "results")
+
+# Keys of runs with a random seed start with this; they are unique per call and never stored.
+UNSEEDED_KEY_PREFIX = "unseeded-"
+
+ENTRY_FILE = "entry.json"
+_TEMP_PREFIX = ".tmp-"
+_TRASH_PREFIX = ".trash-"
+# A temp dir this old belongs to a writer that crashed; a live writer finishes in well under this.
+_STALE_TEMP_SECONDS = 3600.0
+
+_KEY_PATTERN = re.compile(r"[0-9a-f]{64}")
+_SHARD_PATTERN = re.compile(r"[0-9a-f]{2}")
+_SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
+# Names read back from entry.json must stay inside the entry directory.
+_FILE_NAME_PATTERN = re.compile(r"[0-9]{1,4}\.[a-z0-9]{1,5}")
+_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/jpg": "jpg", "image/webp": "webp"}
+
+
+@dataclass(frozen=True)
+class CachedResult:
+    """A stored run: the image files with their content types, in order, and its info dict."""
+
+    images: list[tuple[bytes, str]]
+    info: dict[str, Any]
+
+
+def result_cache_key(request: EditRequest, reference_keys: Sequence[str]) -> str:
+    """sha256 hex over every request field, the reference content keys in order and the format.
+
+    A run with `seed=None` asks fal for a random picture, so it gets a key starting with
+    UNSEEDED_KEY_PREFIX that is unique per call, and ResultCache neither looks it up nor stores it.
+    """
+    if request.seed is None:
+        return f"{UNSEEDED_KEY_PREFIX}{uuid.uuid4().hex}"
+    # Every dataclass field, not a hand-kept list: a field added later changes the key by default.
+    fields = {f.name: _canonical_field(f.name, getattr(request, f.name))
+              for f in dataclasses.fields(request)}
+    payload = {
+        "format": CACHE_FORMAT_VERSION,
+        "request": fields,
+        "references": [str(key) for key in reference_keys],
+    }
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      default=repr)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def is_cacheable_key(key: str) -> bool:
+    """True for keys ResultCache stores: 64 lowercase hex digits (also safe as a directory name)."""
+    return isinstance(key, str) and _KEY_PATTERN.fullmatch(key) is not None
+
+
+def _canonical_field(name: str, value: Any) -> Any:
+    # Normalise types so equal requests (guidance 4 vs 4.0, tolerance 2 vs "2") share a key.
+    if name == "model":
+        return value.endpoint_id  # the endpoint decides the output; the price does not
+    if name == "guidance_scale":
+        return float(value)
+    if name in ("seed", "num_images"):
+        return int(value)
+    if name == "safety_tolerance":
+        return str(value)
+    return value
+
+
+class _CorruptEntry(Exception):
+    """An entry on disk that cannot be trusted; it is removed and counts as a miss."""
+
+
+class ResultCache:
+    """Finished edits on disk, keyed by `result_cache_key`, evicted least-recently-used by bytes.
+
+    Every failure degrades to a miss (get) or a no-op (put) with a logged warning: the cache is
+    an optimisation and must never fail a run the user is paying for.
+    """
+
+    def __init__(self, directory: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.directory = Path(directory)
+        self.max_bytes = int(max_bytes)
+        self._lock = threading.Lock()  # one scan-and-evict at a time in this process
+
+    def __repr__(self) -> str:
+        return f"ResultCache({str(self.directory)!r}, max_bytes={self.max_bytes})"
+
+    def entry_directory(self, key: str) -> Path:
+        """Where the entry for `key` lives (whether or not it exists)."""
+        return self.directory / key[:2] / key
+
+    def get(self, key: str) -> CachedResult | None:
+        """The stored result for `key`, or None. A hit makes the entry the most recently used."""
+        if not is_cacheable_key(key):
+            return None
+        entry_dir = self.entry_directory(key)
+        try:
+            cached = _read_entry(entry_dir, key)
+        except _CorruptEntry as reason:
+            logger.warning("removing a damaged result cache entry %s: %s", entry_dir, reason)
+            self._remove_quietly(entry_dir)
+            return None
+        except OSError as error:
+            logger.warning("could not read the result cache at %s (%s); running the job instead",
+                           self.directory, error)
+            return None
+        if cached is not None:
+            _touch(entry_dir / ENTRY_FILE)
+        return cached
+
+    def put(self, key: str, result: EditResult) -> None:
+        """Store `result` under `key` (atomically), then evict old entries down to max_bytes."""
+        if not is_cacheable_key(key):
+            return
+        try:
+            self._put(key, result)
+        except Exception as error:  # noqa: BLE001 - the run is paid for already; lose only the copy
+            logger.warning("could not store the result in the cache at %s (%s); continuing "
+                           "without caching it", self.directory, error,
+                           exc_info=not isinstance(error, OSError))
+
+    def total_bytes(self) -> int:
+        """Bytes used by complete entries right now (scans the directory)."""
+        try:
+            return sum(size for _, size, _ in self._scan_entries())
+        except FileNotFoundError:
+            return 0
+
+    def _put(self, key: str, result: EditResult) -> None:
+        images = [(bytes(image.data), str(image.content_type)) for image in result.images]
+        if not images:
+            return
+        try:
+            info = json.loads(json.dumps(result.info, allow_nan=False))
+        except (TypeError, ValueError) as error:
+            logger.warning("result info is not JSON (%s); not caching this result", error)
+            return
+        files = [{"name": f"{index}.{_extension(content_type)}", "content_type": content_type,
+                  "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+                 for index, (data, content_type) in enumerate(images)]
+        manifest = json.dumps({"format": CACHE_FORMAT_VERSION, "key": key, "files": files,
+                               "info": info}, ensure_ascii=False, indent=1).encode("utf-8")
+        size = sum(len(data) for data, _ in images) + len(manifest)
+        if size > self.max_bytes:
+            logger.info("result of %d bytes is larger than the result cache (%d bytes); not cached",
+                        size, self.max_bytes)
+            return
+        entry_dir = self.entry_directory(key)
+        if (entry_dir / ENTRY_FILE).exists():
+            return  # another node or process stored the same result meanwhile
+        self.directory.mkdir(parents=True, exist_ok=True)
+        temp = self.directory / f"{_TEMP_PREFIX}{key}-{uuid.uuid4().hex}"
+        temp.mkdir()
+        try:
+            for spec, (data, _) in zip(files, images):
+                _write_synced(temp / spec["name"], data)
+            _write_synced(temp / ENTRY_FILE, manifest)
+            _touch(temp / ENTRY_FILE)
+            _fsync_directory(temp)
+            entry_dir.parent.mkdir(exist_ok=True)
+            if _rename_into_place(temp, entry_dir):
+                _fsync_directory(entry_dir.parent)
+        finally:
+            if temp.exists():  # renamed away on success; otherwise ours is surplus or partial
+                shutil.rmtree(temp, ignore_errors=True)
+        self._evict(keep=key)
+
+    def _evict(self, keep: str) -> None:
+        """Remove least-recently-used entries (never `keep`) until the total fits max_bytes."""
+        with self._lock:
+            self._remove_leftovers()
+            entries = self._scan_entries()
+            total = sum(size for _, size, _ in entries)
+            for _, size, entry_dir in sorted(entries):
+                if total <= self.max_bytes:
+                    break
+                if entry_dir.name == keep:
+                    continue
+                self._remove_quietly(entry_dir)
+                total -= size  # gone either way: removed by us or by another process
+
+    def _scan_entries(self) -> list[tuple[int, int, Path]]:
+        """(recency ns, bytes, directory) of every complete entry."""
+        entries = []
+        with os.scandir(self.directory) as top:
+            shards = [item.path for item in top
+                      if _SHARD_PATTERN.fullmatch(item.name) and item.is_dir(follow_symlinks=False)]
+        for shard in shards:
+            try:
+                with os.scandir(shard) as listing:
+                    entry_dirs = [item.path for item in listing if _KEY_PATTERN.fullmatch(item.name)
+                                  and item.is_dir(follow_symlinks=False)]
+            except FileNotFoundError:
+                continue
+            for entry_dir in entry_dirs:
+                usage = _entry_usage(entry_dir)
+                if usage is not None:
+                    entries.append((usage[0], usage[1], Path(entry_dir)))
+        return entries
+
+    def _remove_leftovers(self) -> None:
+        """Delete trash and the temp dirs of writers that crashed; never a live writer's."""
+        now = time.time()
+        with os.scandir(self.directory) as top:
+            items = list(top)
+        for item in items:
+            try:
+                if item.name.startswith(_TRASH_PREFIX) or (
+                        item.name.startswith(_TEMP_PREFIX)
+                        and now - item.stat(follow_symlinks=False).st_mtime > _STALE_TEMP_SECONDS):
+                    shutil.rmtree(item.path, ignore_errors=True)
+            except OSError:
+                continue
+
+    def _remove_quietly(self, entry_dir: Path) -> None:
+        # Rename out of place first, so no reader ever sees a half-deleted entry.
+        trash = self.directory / f"{_TRASH_PREFIX}{uuid.uuid4().hex}"
+        try:
+            os.rename(entry_dir, trash)
+        except FileNotFoundError:
+            return
+        except OSError as error:
+            logger.debug("could not remove result cache entry %s: %s", entry_dir, error)
+            return
+        shutil.rmtree(trash, ignore_errors=True)
+
+
+def _read_entry(entry_dir: Path, key: str) -> CachedResult | None:
+    try:
+        raw = (entry_dir / ENTRY_FILE).read_bytes()
+    except FileNotFoundError:
+        if entry_dir.is_dir():
+            raise _CorruptEntry(f"{ENTRY_FILE} is missing") from None
+        return None
+    try:
+        manifest = json.loads(raw)
+    except ValueError:
+        raise _CorruptEntry(f"{ENTRY_FILE} is not valid JSON") from None
+    files, info = _parse_manifest(manifest, key)
+    images = []
+    for name, content_type, size, digest in files:
+        try:
+            data = (entry_dir / name).read_bytes()
+        except FileNotFoundError:
+            raise _CorruptEntry(f"{name} is missing") from None
+        if len(data) != size:
+            raise _CorruptEntry(f"{name} has {len(data)} bytes, {size} were stored")
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise _CorruptEntry(f"{name} does not match its stored sha256")
+        images.append((data, content_type))
+    return CachedResult(images=images, info=info)
+
+
+def _parse_manifest(manifest: Any, key: str) -> tuple[list[tuple[str, str, int, str]], dict]:
+    if not isinstance(manifest, dict) or manifest.get("format") != CACHE_FORMAT_VERSION \
+            or manifest.get("key") != key:
+        raise _CorruptEntry(f"{ENTRY_FILE} is not an entry for this key in format "
+                            f"{CACHE_FORMAT_VERSION}")
+    files, info = manifest.get("files"), manifest.get("info")
+    if not isinstance(files, list) or not files or not isinstance(info, dict):
+        raise _CorruptEntry(f"{ENTRY_FILE} has no file list or no info")
+    parsed = []
+    for spec in files:
+        if not isinstance(spec, dict):
+            raise _CorruptEntry(f"{ENTRY_FILE} lists a file that is not an object")
+        name, content_type = spec.get("name"), spec.get("content_type")
+        size, digest = spec.get("size"), spec.get("sha256")
+        if not (isinstance(name, str) and _FILE_NAME_PATTERN.fullmatch(name)
+                and isinstance(content_type, str)
+                and isinstance(size, int) and not isinstance(size, bool) and size >= 0
+                and isinstance(digest, str) and _SHA256_PATTERN.fullmatch(digest)):
+            raise _CorruptEntry(f"{ENTRY_FILE} lists a malformed file {spec!r}")
+        parsed.append((name, content_type, size, digest))
+    return parsed, info
+
+
+def _entry_usage(entry_dir: str) -> tuple[int, int] | None:
+    """(mtime ns of entry.json, total bytes of the entry's files), or None if it vanished."""
+    size = 0
+    recency = 0  # no entry.json: damaged, so evicted first
+    try:
+        with os.scandir(entry_dir) as listing:
+            for item in listing:
+                stat = item.stat(follow_symlinks=False)
+                size += stat.st_size
+                if item.name == ENTRY_FILE:
+                    recency = stat.st_mtime_ns
+    except FileNotFoundError:
+        return None
+    return recency, size
+
+
+def _extension(content_type: str) -> str:
+    return _EXTENSIONS.get(content_type.split(";")[0].strip().lower(), "bin")
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "xb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+
+
+def _fsync_directory(path: Path) -> None:
+    # Makes the rename itself durable on POSIX; Windows cannot open directories for fsync.
+    if os.name == "nt":
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems refuse fsync on directories; the data files are synced already
+    finally:
+        os.close(fd)
+
+
+def _touch(path: Path) -> None:
+    # time_ns, not the filesystem clock: kernel file times can be a jiffy coarse, and LRU order
+    # between two quick runs must still be right.
+    now = time.time_ns()
+    try:
+        os.utime(path, ns=(now, now))
+    except OSError as error:  # read-only cache: still a hit, just no recency update
+        logger.debug("could not update result cache recency of %s: %s", path, error)
+
+
+def _rename_into_place(temp: Path, target: Path) -> bool:
+    """Move a complete entry into place; False if another writer's entry is there already."""
+    try:
+        os.rename(temp, target)
+    except OSError:
+        if target.exists():
+            return False
+        raise
+    return True
+
+
+_SHARED_CACHES: dict[tuple[str, int], ResultCache] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def default_result_cache(environ: Mapping[str, str] = os.environ) -> ResultCache | None:
+    """The result cache configured by the environment, shared per directory in this process;
+    None when FAL_KONTEXT_RESULT_CACHE is 0/off/false/no or FAL_KONTEXT_RESULT_CACHE_MAX_MB is 0."""
+    if environ.get(ENABLE_ENV, "").strip().lower() in DISABLED_VALUES:
+        return None
+    max_bytes = result_cache_max_bytes(environ)
+    if max_bytes == 0:
+        return None
+    directory = result_cache_directory(environ)
+    with _SHARED_LOCK:
+        return _SHARED_CACHES.setdefault((os.path.abspath(directory), max_bytes),
+                                         ResultCache(directory, max_bytes))
+
+
+def result_cache_max_bytes(environ: Mapping[str, str] = os.environ) -> int:
+    """The size cap from FAL_KONTEXT_RESULT_CACHE_MAX_MB (MiB), or the default on a bad value."""
+    raw = environ.get(MAX_MB_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MAX_BYTES
+    try:
+        megabytes = float(raw)
+    except ValueError:
+        megabytes = math.nan
+    if not (math.isfinite(megabytes) and megabytes >= 0):
+        # A typo in a cache setting should not stop a run; say so and use the default.
+        logger.warning("%s=%r is not a size in megabytes; using %d", MAX_MB_ENV, raw, DEFAULT_MAX_MB)
+        return DEFAULT_MAX_BYTES
+    return int(megabytes * MEBIBYTE)
+
+
+def result_cache_directory(environ: Mapping[str, str] = os.environ,
+                           platform: str = sys.platform) -> Path:
+    """FAL_KONTEXT_RESULT_CACHE_DIR, else ComfyUI's user (or temp) folder, else the user cache
+    folder of the platform; the last two with a fal-kontext/results subfolder."""
+    configured = environ.get(DIRECTORY_ENV, "").strip()
+    if configured:
+        return Path(configured).expanduser()
+    comfyui = _comfyui_directory()
+    if comfyui is not None:
+        return comfyui / CACHE_SUBDIRECTORY
+    return _user_cache_directory(environ, platform) / CACHE_SUBDIRECTORY
+
+
+def _comfyui_directory() -> Path | None:
+    try:
+        folder_paths = importlib.import_module("folder_paths")  # only exists inside ComfyUI
+    except ImportError:
+        return None
+    # The user folder survives restarts; ComfyUI empties its temp folder at startup.
+    for getter_name in ("get_user_directory", "get_temp_directory"):
+        getter = getattr(folder_paths, getter_name, None)
+        if callable(getter):
+            try:
+                return Path(getter())
+            except Exception as error:  # noqa: BLE001 - fall back to the next location
+                logger.debug("folder_paths.%s() failed: %s", getter_name, error)
+    return None
+
+
+def _user_cache_directory(environ: Mapping[str, str], platform: str) -> Path:
+    home = Path(environ["HOME"]) if environ.get("HOME") else Path.home()
+    if platform.startswith("win"):
+        local = environ.get("LOCALAPPDATA", "")
+        return Path(local) if local else home / "AppData" / "Local"
+    if platform == "darwin":
+        return home / "Library" / "Caches"
+    xdg = environ.get("XDG_CACHE_HOME", "")
+    return Path(xdg) if xdg and os.path.isabs(xdg) else home / ".cache"
+
+
+__all__ = [
+    "CACHE_FORMAT_VERSION", "CachedResult", "DEFAULT_MAX_BYTES", "ResultCache",
+    "UNSEEDED_KEY_PREFIX", "default_result_cache", "is_cacheable_key", "result_cache_directory",
+    "result_cache_key", "result_cache_max_bytes",
+]

@@ -1,0 +1,147 @@
+"""The one place that converts between ComfyUI IMAGE tensors and encoded image bytes.
+
+IMAGE tensors are float `[B, H, W, C]`, values 0..1, channels last (see ComfyUI's
+images_and_masks docs). References go out as uint8 frames encoded to PNG; results come back
+as float32 RGB frames stacked into one batch.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import warnings
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ..client.errors import DecodeError, InvalidInputError
+
+# Largest result we decode; fal's Kontext outputs are ~1-4 MP, so this only stops bombs.
+DEFAULT_MAX_DECODED_PIXELS = 64_000_000
+# zlib level 1: several times faster than Pillow's default 6 for a few percent more bytes.
+DEFAULT_PNG_COMPRESS_LEVEL = 1
+# Formats fal returns results in; anything else is refused rather than guessed at.
+RESULT_FORMATS = ("PNG", "JPEG", "WEBP")
+
+_CHANNEL_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+
+
+def reference_frames(input_name: str, image: object) -> list[np.ndarray]:
+    """Validate an IMAGE input (`[B,H,W,C]` or `[H,W,C]`, C in 1..4) and split it into uint8
+    HxWxC frames in batch order. Alpha is kept; the whole batch is converted at once."""
+    if not isinstance(image, torch.Tensor):
+        raise InvalidInputError(input_name, f"expected an IMAGE tensor but got "
+                                            f"{type(image).__name__}; connect an IMAGE output to it")
+    if image.ndim == 3:
+        image = image.unsqueeze(0)
+    elif image.ndim != 4:
+        raise InvalidInputError(input_name, f"expected an IMAGE shaped [batch, height, width, "
+                                            f"channels] but got {image.ndim} dimensions "
+                                            f"{tuple(image.shape)}; convert a MASK to an IMAGE first")
+    batch, height, width, channels = image.shape
+    if channels not in _CHANNEL_MODES:
+        hint = (" (it looks channels-first; IMAGE tensors are channels-last)"
+                if image.shape[1] in _CHANNEL_MODES else "")
+        raise InvalidInputError(input_name, f"has {channels} channels in shape {tuple(image.shape)};"
+                                            " expected 1 (gray), 2 (gray+alpha), 3 (RGB) or 4 (RGBA)"
+                                            + hint)
+    if batch == 0:
+        raise InvalidInputError(input_name, "is an empty batch (0 images); "
+                                            "check the node that produced it")
+    if height == 0 or width == 0:
+        raise InvalidInputError(input_name, f"has zero size ({width}x{height}); "
+                                            "check the node that produced it")
+    if not image.is_floating_point():
+        raise InvalidInputError(input_name, f"has dtype {image.dtype}; IMAGE tensors hold floats 0..1")
+    # Checked before the float32 cast so a finite float64 can't become inf and be misreported.
+    if not torch.isfinite(image).all():
+        raise InvalidInputError(input_name, "contains NaN or infinite values; "
+                                            "check the node that produced it")
+    # Clamp because some nodes overshoot 0..1 slightly (resamplers, blends); rounding, not
+    # truncation, so a uint8 -> float -> uint8 round trip is exact. In-place ops after the one
+    # copy that clamp makes.
+    as_float = image.to(device="cpu", dtype=torch.float32)
+    pixels = as_float.clamp(0, 1).mul_(255).round_().to(torch.uint8).contiguous().numpy()
+    return list(pixels)
+
+
+def frame_key(frame: np.ndarray) -> str:
+    """A sha256 of the frame's shape, dtype and raw pixel bytes, for upload/result caches."""
+    digest = hashlib.sha256(f"{frame.shape}|{frame.dtype.str}|".encode())
+    digest.update(memoryview(np.ascontiguousarray(frame)).cast("B"))
+    return digest.hexdigest()
+
+
+def downscale_frame(frame: np.ndarray, max_megapixels: float) -> np.ndarray:
+    """Shrink a uint8 frame (Pillow LANCZOS, aspect kept) to at most `max_megapixels`;
+    0 or less means no limit. Returns `frame` itself when it already fits."""
+    height, width = frame.shape[:2]
+    limit = max_megapixels * 1e6
+    if max_megapixels <= 0 or width * height <= limit:
+        return frame
+    scale = math.sqrt(limit / (width * height))
+    # Floor both sides so the result never exceeds the limit.
+    size = (max(1, math.floor(width * scale)), max(1, math.floor(height * scale)))
+    resized = np.asarray(_to_pil(frame).resize(size, Image.Resampling.LANCZOS))
+    return resized.reshape(size[1], size[0], -1) if frame.ndim == 3 else resized
+
+
+def encode_png(frame: np.ndarray, compress_level: int = DEFAULT_PNG_COMPRESS_LEVEL) -> bytes:
+    """PNG bytes of a uint8 HxWxC frame (C=1 L, 2 LA, 3 RGB, 4 RGBA)."""
+    buffer = io.BytesIO()
+    _to_pil(frame).save(buffer, format="PNG", compress_level=compress_level)
+    return buffer.getvalue()
+
+
+def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_DECODED_PIXELS) -> np.ndarray:
+    """Decode PNG/JPEG/WebP bytes to a float32 HxWx3 RGB array in 0..1, EXIF orientation applied
+    and alpha dropped. Images above `max_pixels` are refused from the header, before decoding."""
+    try:
+        # Pillow's own bomb limit (Image.MAX_IMAGE_PIXELS, left untouched) still applies on top
+        # of ours; its warning is turned into an error so a bomb never gets decoded.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=RESULT_FORMATS) as image:
+                width, height = image.size
+                if width * height > max_pixels:
+                    raise DecodeError(f"The result image is too large to decode ({width}x{height} = "
+                                      f"{width * height:,} pixels; the limit is {max_pixels:,})")
+                ImageOps.exif_transpose(image, in_place=True)  # loads the pixels once
+                rgb = image if image.mode == "RGB" else image.convert("RGB")
+                pixels = np.asarray(rgb, dtype=np.float32)
+    except DecodeError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise DecodeError(f"The result image is too large to decode safely ({exc})") from exc
+    except UnidentifiedImageError as exc:
+        raise DecodeError(f"The result image could not be decoded: the {len(data):,} bytes are not a "
+                          f"PNG/JPEG/WebP image (they start {bytes(data[:16])!r})") from exc
+    except Exception as exc:  # a damaged file: Pillow raises OSError, ValueError, SyntaxError...
+        raise DecodeError(f"The result image could not be decoded: the PNG/JPEG/WebP data is damaged "
+                          f"({exc})") from exc
+    pixels /= 255
+    return pixels
+
+
+def stack_results(frames: list[np.ndarray]) -> torch.Tensor:
+    """Stack float32 HxWx3 frames into a `[B,H,W,3]` float32 CPU tensor. Frames whose size
+    differs from the first are center-cropped to its aspect and resized to its size (Pillow
+    LANCZOS via uint8, lossless for 8-bit results), as ComfyUI core does when batching."""
+    if not frames:
+        raise ValueError("stack_results needs at least one frame")
+    height, width = frames[0].shape[:2]
+    batch = np.empty((len(frames), height, width, 3), dtype=np.float32)
+    for slot, frame in zip(batch, frames):
+        if frame.shape[:2] == (height, width):
+            slot[...] = frame
+        else:
+            as_uint8 = Image.fromarray((np.clip(frame, 0, 1) * 255).round().astype(np.uint8))
+            fitted = ImageOps.fit(as_uint8, (width, height), Image.Resampling.LANCZOS)
+            np.divide(np.asarray(fitted), 255, out=slot, dtype=np.float32)
+    return torch.from_numpy(batch)
+
+
+def _to_pil(frame: np.ndarray) -> Image.Image:
+    """A Pillow view of a uint8 frame; Pillow wants single-channel frames as 2-D arrays."""
+    return Image.fromarray(frame[..., 0] if frame.ndim == 3 and frame.shape[2] == 1 else frame)

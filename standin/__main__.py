@@ -1,0 +1,42 @@
+"""`python -m fal_kontext.standin`: serve until SIGINT/SIGTERM; print the origins as one JSON line."""
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from typing import Sequence
+
+from .server import StandInServer
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m fal_kontext.standin",
+                                     description="Run the fal-compatible stand-in server.")
+    parser.add_argument("--port", type=int, default=0, help="API origin port (default: any free)")
+    parser.add_argument("--processing-delay", type=float, default=0.3, metavar="S")
+    parser.add_argument("--queue-delay", type=float, default=0.0, metavar="S")
+    parser.add_argument("--api-key", default=None, help="accept only this key (default: any)")
+    parser.add_argument("--seed", type=int, default=0)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    done = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: done.set())
+    server = StandInServer(processing_delay=args.processing_delay, queue_delay=args.queue_delay,
+                           api_key=args.api_key, seed=args.seed, port=args.port)
+    with server:
+        sys.stdout.write(json.dumps({"base_url": server.base_url, "cdn_url": server.cdn_url,
+                                     "run_url": server.run_url}) + "\n")
+        sys.stdout.flush()
+        while not done.wait(0.5):  # short waits keep the main thread responsive to signals
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

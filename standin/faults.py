@@ -1,0 +1,107 @@
+"""Fault injection: scripted faults for the next N requests of a route, and random transient ones.
+
+A fault either *replaces* the answer (status, ingress_502, redirect_to, drop_connection; the route
+does not run, as if the request never reached the app) or *damages* it (delay, malformed_json,
+truncate, reset_mid_response, headers, content_type, retry_after; the route runs, so e.g. a job is
+created, but the client may never see a usable answer — the "did my submit land?" case).
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from .rng import SharedRandom
+
+ROUTES: frozenset[str] = frozenset({
+    "submit", "status", "status_stream", "result", "cancel",
+    "token", "upload", "initiate", "put_upload", "file", "run",
+})
+# Routes a client may safely repeat; random transient faults never touch submit/run (re-sending
+# those could create a second paid job) nor the uploads that create new objects via initiate.
+RETRY_SAFE_ROUTES: frozenset[str] = frozenset({"status", "result", "cancel", "token", "upload", "file"})
+
+
+@dataclass
+class Fault:
+    route: str
+    times: int = 1
+    status: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    body: Any = None  # bytes/str sent raw, anything else JSON-encoded; None = fal's default body
+    retry_after: float | None = None
+    drop_connection: bool = False
+    reset_mid_response: bool = False
+    delay: float = 0.0
+    malformed_json: bool = False
+    truncate: bool = False
+    ingress_502: bool = False
+    content_type: str | None = None
+    redirect_to: str | None = None
+
+    @property
+    def replaces_response(self) -> bool:
+        return (self.drop_connection or self.ingress_502 or self.redirect_to is not None
+                or self.status is not None)
+
+
+class FaultBook:
+    """Queued faults per route, consumed first-in first-out."""
+
+    def __init__(self) -> None:
+        self._faults: list[Fault] = []
+        self._lock = threading.Lock()
+
+    def add(self, route: str, times: int = 1, status: int | None = None,
+            headers: dict[str, str] | None = None, body: Any = None,
+            retry_after: float | None = None, drop_connection: bool = False,
+            reset_mid_response: bool = False, delay: float = 0.0, malformed_json: bool = False,
+            truncate: bool = False, ingress_502: bool = False, content_type: str | None = None,
+            redirect_to: str | None = None) -> Fault:
+        if route not in ROUTES:
+            raise ValueError(f"unknown route {route!r}; expected one of {sorted(ROUTES)}")
+        if times < 1:
+            raise ValueError("times must be at least 1")
+        fault = Fault(route, times, status, dict(headers or {}), body, retry_after, drop_connection,
+                      reset_mid_response, delay, malformed_json, truncate, ingress_502,
+                      content_type, redirect_to)
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def take(self, route: str | None) -> Fault | None:
+        """The fault for this request, if one is pending; uses up one of its `times`."""
+        if route is None:
+            return None
+        with self._lock:
+            for fault in self._faults:
+                if fault.route == route:
+                    fault.times -= 1
+                    if fault.times == 0:
+                        self._faults.remove(fault)
+                    return fault
+        return None
+
+    @property
+    def pending(self) -> list[Fault]:
+        with self._lock:
+            return list(self._faults)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+
+class TransientFaults:
+    """Random 503/429 answers on retry-safe routes, drawn from the server's seeded generator."""
+
+    def __init__(self, rate: float, rng: SharedRandom) -> None:
+        self.rate = rate
+        self._rng = rng
+
+    def draw(self, route: str | None) -> int | None:
+        if self.rate <= 0 or route not in RETRY_SAFE_ROUTES:
+            return None
+        if self._rng.random() >= self.rate:
+            return None
+        return 503 if self._rng.random() < 0.5 else 429

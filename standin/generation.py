@@ -1,0 +1,142 @@
+"""From a submitted body to outputs: validate, load references, render in the background.
+
+Rendering starts at submit time in its own thread so a job's completion is set by the clock, not
+by someone fetching the result (fal renders whether or not anyone is polling).
+"""
+from __future__ import annotations
+
+import base64
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from PIL import Image
+
+from ..kontext.models import (
+    NUM_IMAGES_DEFAULT, OUTPUT_FORMAT_DEFAULT, SEED_MAX, KontextModel, model_for_endpoint,
+)
+from .jobs import POLICY_VIOLATION, FailurePlan, Job, JobFailure
+from .references import load_references
+from .rendering import RenderedImage, render_outputs
+from .responses import Reply, json_reply, validation_error
+from .rng import SharedRandom
+from .storage import FileStore
+from .validation import parse_body, validate_arguments
+
+POLICY_TAG = "[policy]"
+ENHANCED_SUFFIX = " (enhanced)"
+
+
+@dataclass
+class Prepared:
+    """A request that passed validation, with its references decoded and its seed fixed."""
+
+    model: KontextModel
+    arguments: dict[str, Any]
+    references: list[Image.Image]
+    seed: int
+
+    @property
+    def num_images(self) -> int:
+        return int(self.arguments.get("num_images", NUM_IMAGES_DEFAULT))
+
+    @property
+    def violates_policy(self) -> bool:
+        return POLICY_TAG in self.arguments["prompt"].lower()
+
+
+class Generator:
+    def __init__(self, store: FileStore, cdn_url: Callable[[], str], rng: SharedRandom) -> None:
+        self._store = store
+        self._cdn_url = cdn_url
+        self._rng = rng
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+
+    def prepare(self, endpoint_id: str, body: bytes) -> Prepared | Reply:
+        """The accepted request, or the 404/422 reply refusing it."""
+        try:
+            model = model_for_endpoint(endpoint_id)
+        except KeyError:
+            return json_reply(404, {"detail": f"Application '{endpoint_id}' not found"})
+        payload, errors = parse_body(body)
+        if payload is None:
+            return validation_error(errors)
+        errors = validate_arguments(model, payload)
+        if errors:
+            return validation_error(errors)
+        urls, locs = _reference_inputs(model, payload)
+        references, errors = load_references(urls, locs, self._store, self._cdn_url())
+        if errors:
+            return validation_error(errors)
+        seed = payload.get("seed")
+        if seed is None:
+            seed = self._rng.randint(0, SEED_MAX)
+        return Prepared(model, payload, references, seed)
+
+    def render(self, prepared: Prepared, processing_delay: float) -> dict[str, Any]:
+        """The output JSON fal would return for this request."""
+        args = prepared.arguments
+        outputs = render_outputs(prepared.references, args["prompt"], prepared.seed,
+                                 prepared.num_images,
+                                 args.get("output_format", OUTPUT_FORMAT_DEFAULT),
+                                 args.get("aspect_ratio"))
+        sync = bool(args.get("sync_mode", False))
+        prompt = args["prompt"] + (ENHANCED_SUFFIX if args.get("enhance_prompt") else "")
+        return {
+            "images": [self._image_entry(output, index, sync) for index, output in enumerate(outputs)],
+            "timings": {"inference": float(processing_delay)},
+            "seed": prepared.seed,
+            "has_nsfw_concepts": [output.flagged for output in outputs],
+            "prompt": prompt,
+        }
+
+    def _image_entry(self, output: RenderedImage, index: int, sync: bool) -> dict[str, Any]:
+        if sync:  # fal inlines outputs as data URIs and keeps nothing in storage
+            url = f"data:{output.content_type};base64,{base64.b64encode(output.data).decode()}"
+        else:
+            extension = "png" if output.content_type == "image/png" else "jpg"
+            file_id, name = self._store.put(output.data, output.content_type,
+                                            f"output_{index}.{extension}")
+            url = self._cdn_url() + FileStore.path_for(file_id, name)
+        return {"url": url, "width": output.width, "height": output.height,
+                "content_type": output.content_type}
+
+    def start_render(self, job: Job, prepared: Prepared) -> None:
+        thread = threading.Thread(target=self._render_job, args=(job, prepared),
+                                  name=f"standin-render-{job.request_id[:8]}", daemon=True)
+        with self._lock:
+            self._threads = [t for t in self._threads if t.is_alive()]
+            self._threads.append(thread)
+        thread.start()
+
+    def _render_job(self, job: Job, prepared: Prepared) -> None:
+        try:
+            result = self.render(prepared, job.processing_delay)
+        except Exception:  # a rendering bug must fail the job, not leave it in progress forever
+            traceback.print_exc()
+            job.finish_rendering(time.monotonic(), None, JobFailure.flat(
+                500, "Stand-in rendering failed", "runner_server_error"))
+            return
+        job.finish_rendering(time.monotonic(), result)
+
+    def join(self, timeout: float = 10.0) -> None:
+        with self._lock:
+            threads = list(self._threads)
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def _reference_inputs(model: KontextModel, payload: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    if model.takes_many_references:
+        urls = list(payload["image_urls"])
+        return urls, [["body", "image_urls", index] for index in range(len(urls))]
+    return [payload["image_url"]], [["body", "image_url"]]
+
+
+def planned_failure(prepared: Prepared, plan: FailurePlan) -> JobFailure | None:
+    """A job's failure known at submit time; a policy trigger wins and leaves the plan armed."""
+    return POLICY_VIOLATION if prepared.violates_policy else plan.take()

@@ -1,0 +1,40 @@
+"""Everything the three origins share, in one object handed to every request handler."""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from .faults import FaultBook, TransientFaults
+from .generation import Generator
+from .jobs import FailurePlan, JobBook
+from .records import RequestLog
+from .rng import SharedRandom
+from .storage import FileStore
+
+
+@dataclass
+class State:
+    api_key: str | None
+    processing_delay: float
+    queue_delay: float
+    jitter: float
+    rng: SharedRandom
+    transient: TransientFaults
+    store: FileStore = field(default_factory=FileStore)
+    jobs: JobBook = field(default_factory=JobBook)
+    faults: FaultBook = field(default_factory=FaultBook)
+    failures: FailurePlan = field(default_factory=FailurePlan)
+    log: RequestLog = field(default_factory=RequestLog)
+    stopping: threading.Event = field(default_factory=threading.Event)
+    base_url: str = ""
+    cdn_url: str = ""
+    run_url: str = ""
+    generator: Generator = field(init=False)
+
+    def __post_init__(self) -> None:
+        # The generator reads cdn_url lazily: it is only known once the CDN socket is bound.
+        self.generator = Generator(self.store, lambda: self.cdn_url, self.rng)
+
+    def pause(self, seconds: float) -> bool:
+        """Sleep unless the server stops first; True when it is stopping."""
+        return self.stopping.wait(seconds) if seconds > 0 else self.stopping.is_set()

@@ -1,0 +1,303 @@
+"""Specification of the IMAGE tensor <-> image bytes conversions in nodes/image_tensors.py."""
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+from hypothesis.extra.numpy import arrays
+from PIL import Image
+
+from fal_kontext.client.errors import DecodeError, InvalidInputError
+from fal_kontext.nodes.image_tensors import (
+    decode_image,
+    downscale_frame,
+    encode_png,
+    frame_key,
+    reference_frames,
+    stack_results,
+)
+
+# Small uint8 batches [B,H,W,C] with every supported channel count.
+uint8_batches = st.tuples(
+    st.integers(1, 3), st.integers(1, 9), st.integers(1, 9), st.integers(1, 4)
+).flatmap(lambda shape: arrays(np.uint8, shape))
+
+
+def as_image_tensor(pixels: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    return (torch.from_numpy(pixels).to(torch.float64) / 255).to(dtype)
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def png_claiming_size(width: int, height: int) -> bytes:
+    """A real 1x1 PNG whose IHDR is patched to claim another size (CRC fixed so it parses)."""
+    data = bytearray(png_bytes(Image.new("RGB", (1, 1))))
+    ihdr_start = 8 + 4  # signature, then the chunk length
+    body = b"IHDR" + struct.pack(">II", width, height) + bytes(data[ihdr_start + 12:ihdr_start + 17])
+    data[ihdr_start:ihdr_start + 17] = body
+    data[ihdr_start + 17:ihdr_start + 21] = struct.pack(">I", zlib.crc32(body))
+    return bytes(data)
+
+
+def decoded_with_pillow(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as image:
+        return np.asarray(image)
+
+
+# --- reference_frames: round trips ----------------------------------------------------------
+
+@settings(max_examples=60, deadline=None)
+@given(uint8_batches)
+def test_uint8_representable_tensor_round_trips_through_png_exactly(pixels):
+    frames = reference_frames("image_1", as_image_tensor(pixels))
+    assert len(frames) == pixels.shape[0]
+    for frame, expected in zip(frames, pixels):
+        assert frame.dtype == np.uint8 and frame.shape == expected.shape
+        decoded = decoded_with_pillow(encode_png(frame))
+        np.testing.assert_array_equal(decoded.reshape(expected.shape), expected)
+
+
+@settings(max_examples=30, deadline=None)
+@given(uint8_batches, st.sampled_from([torch.float16, torch.float64]))
+def test_half_and_double_precision_inputs_convert_exactly(pixels, dtype):
+    frames = reference_frames("image_1", as_image_tensor(pixels, dtype))
+    np.testing.assert_array_equal(np.stack(frames), pixels)
+
+
+def test_bfloat16_input_is_accepted_within_one_level():
+    pixels = np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1).repeat(3, axis=3)
+    (frame,) = reference_frames("image_1", as_image_tensor(pixels, torch.bfloat16))
+    assert np.abs(frame.astype(int) - pixels[0]).max() <= 1
+
+
+def test_frames_come_out_in_batch_order():
+    batch = torch.stack([torch.full((2, 3, 3), level / 255) for level in (10, 20, 30)])
+    assert [int(frame[0, 0, 0]) for frame in reference_frames("image_1", batch)] == [10, 20, 30]
+
+
+def test_unbatched_hwc_tensor_is_one_frame():
+    frames = reference_frames("image_1", torch.full((4, 5, 3), 0.5))
+    assert len(frames) == 1 and frames[0].shape == (4, 5, 3)
+    assert frames[0][0, 0, 0] == 128  # rounded, not truncated
+
+
+def test_out_of_range_values_are_clamped():
+    image = torch.tensor([[[[-0.5, 1.2, 1.0000001], [-1e-6, 0.5, 7.0]]]])
+    (frame,) = reference_frames("image_1", image)
+    np.testing.assert_array_equal(frame, [[[0, 255, 255], [0, 128, 255]]])
+
+
+def test_four_channel_reference_keeps_alpha():
+    image = torch.zeros(1, 2, 2, 4)
+    image[..., 0] = 1.0
+    image[..., 3] = 0.5
+    (frame,) = reference_frames("image_1", image)
+    with Image.open(io.BytesIO(encode_png(frame))) as decoded:
+        assert decoded.mode == "RGBA"
+        assert decoded.getpixel((0, 0)) == (255, 0, 0, 128)
+
+
+@pytest.mark.parametrize(("channels", "mode"), [(1, "L"), (2, "LA"), (3, "RGB"), (4, "RGBA")])
+def test_png_mode_follows_channel_count(channels, mode):
+    (frame,) = reference_frames("image_1", torch.rand(1, 3, 4, channels))
+    with Image.open(io.BytesIO(encode_png(frame))) as decoded:
+        assert decoded.mode == mode and decoded.size == (4, 3)
+
+
+def test_non_contiguous_tensor_gives_contiguous_frames():
+    image = torch.rand(2, 3, 5, 4).permute(0, 2, 1, 3)  # [2,5,3,4] view with odd strides
+    frames = reference_frames("image_1", image)
+    assert all(frame.flags.c_contiguous for frame in frames)
+    np.testing.assert_array_equal(frames[1], (image[1] * 255).round().to(torch.uint8).numpy())
+
+
+# --- reference_frames: refusals name the input -----------------------------------------------
+
+@pytest.mark.parametrize(("image", "fragment"), [
+    (np.zeros((1, 4, 4, 3), np.float32), "expected an IMAGE tensor"),
+    (None, "expected an IMAGE tensor"),
+    (torch.zeros(4, 4), "2 dimensions"),
+    (torch.zeros(1, 1, 4, 4, 3), "5 dimensions"),
+    (torch.zeros(1, 4, 4, 5), "5 channels"),
+    (torch.zeros(1, 3, 8, 8), "channels-first"),
+    (torch.zeros(0, 4, 4, 3), "empty batch"),
+    (torch.zeros(1, 0, 4, 3), "zero size"),
+    (torch.zeros(1, 4, 0, 3), "zero size"),
+    (torch.zeros(1, 4, 4, 3, dtype=torch.uint8), "dtype torch.uint8"),
+])
+def test_invalid_images_are_refused_with_an_actionable_message(image, fragment):
+    with pytest.raises(InvalidInputError) as caught:
+        reference_frames("image_2", image)
+    assert caught.value.input_name == "image_2"
+    assert "'image_2'" in str(caught.value) and fragment in str(caught.value)
+
+
+@pytest.mark.parametrize("bad_value", [float("nan"), float("inf"), float("-inf")])
+def test_nan_names_the_input(bad_value):
+    image = torch.rand(2, 4, 4, 3, dtype=torch.float64)
+    image[1, 2, 3, 0] = bad_value
+    with pytest.raises(InvalidInputError, match="'image_3'.*NaN or infinite.*check the node"):
+        reference_frames("image_3", image)
+
+
+# --- frame_key ------------------------------------------------------------------------------
+
+def test_frame_key_is_equal_for_equal_pixels():
+    pixels = np.random.default_rng(1).integers(0, 256, (6, 7, 3), dtype=np.uint8)
+    strided = np.asfortranarray(pixels)
+    assert frame_key(pixels) == frame_key(pixels.copy()) == frame_key(strided)
+    assert len(frame_key(pixels)) == 64
+
+
+def test_frame_key_changes_when_one_pixel_changes():
+    pixels = np.zeros((6, 7, 3), np.uint8)
+    changed = pixels.copy()
+    changed[5, 6, 2] = 1
+    assert frame_key(pixels) != frame_key(changed)
+
+
+def test_frame_key_distinguishes_same_bytes_in_another_shape():
+    pixels = np.zeros((6, 7, 3), np.uint8)
+    assert frame_key(pixels) != frame_key(pixels.reshape(7, 6, 3))
+
+
+# --- downscale_frame ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("limit", [0, -1, 0.08, 10.0])
+def test_frame_within_limit_or_unlimited_is_returned_unchanged(limit):
+    frame = np.zeros((200, 400, 3), np.uint8)  # 0.08 MP
+    assert downscale_frame(frame, limit) is frame
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+def test_large_frame_is_downscaled_to_fit_keeping_aspect(channels):
+    frame = np.full((200, 400, channels), 77, np.uint8)
+    if channels in (2, 4):
+        frame[..., -1] = 255  # opaque, so Pillow's premultiplied-alpha resize is exact
+    small = downscale_frame(frame, 0.02)
+    height, width = small.shape[:2]
+    assert small.shape[2] == channels and small.dtype == np.uint8
+    assert width * height <= 20_000 and width * height > 19_000
+    assert abs(width / height - 2) < 0.02
+    np.testing.assert_array_equal(small, frame[:1, :1].repeat(height, 0).repeat(width, 1))
+
+
+# --- decode_image ---------------------------------------------------------------------------
+
+def test_png_decodes_to_float_rgb_in_unit_range():
+    pixels = np.random.default_rng(2).integers(0, 256, (5, 6, 3), dtype=np.uint8)
+    decoded = decode_image(png_bytes(Image.fromarray(pixels)))
+    assert decoded.dtype == np.float32 and decoded.shape == (5, 6, 3)
+    np.testing.assert_array_equal((decoded * 255).round().astype(np.uint8), pixels)
+
+
+def test_rgba_result_drops_alpha():
+    decoded = decode_image(png_bytes(Image.new("RGBA", (3, 2), (10, 20, 30, 0))))
+    assert decoded.shape == (2, 3, 3)
+    np.testing.assert_allclose(decoded[0, 0], np.array([10, 20, 30]) / 255, atol=1e-7)
+
+
+def test_grayscale_result_becomes_rgb():
+    decoded = decode_image(png_bytes(Image.new("L", (3, 2), 200)))
+    assert decoded.shape == (2, 3, 3)
+    np.testing.assert_allclose(decoded, 200 / 255, atol=1e-7)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "WEBP"])
+def test_jpeg_and_webp_results_decode(fmt):
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 8), (200, 40, 40)).save(buffer, format=fmt, quality=95)
+    decoded = decode_image(buffer.getvalue())
+    assert decoded.shape == (8, 16, 3)
+    np.testing.assert_allclose(decoded[4, 8], np.array([200, 40, 40]) / 255, atol=0.04)
+
+
+def test_exif_orientation_is_applied():
+    # Left half red, right half blue; orientation 6 means "rotate 90 degrees clockwise to view".
+    pixels = np.zeros((16, 32, 3), np.uint8)
+    pixels[:, :16] = (255, 0, 0)
+    pixels[:, 16:] = (0, 0, 255)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG", quality=95, exif=exif.tobytes())
+
+    decoded = decode_image(buffer.getvalue())
+    assert decoded.shape == (32, 16, 3)
+    np.testing.assert_allclose(decoded[4, 8], [1, 0, 0], atol=0.1)   # top is red
+    np.testing.assert_allclose(decoded[28, 8], [0, 0, 1], atol=0.1)  # bottom is blue
+
+
+def test_image_above_max_pixels_is_refused_from_its_header():
+    # The IDAT holds one pixel, so any attempt to decode 10000x1000 would fail differently.
+    with pytest.raises(DecodeError, match=r"too large.*10000x1000.*limit is 1,000,000"):
+        decode_image(png_claiming_size(10_000, 1_000), max_pixels=1_000_000)
+
+
+def test_decompression_bomb_is_a_decode_error():
+    limit_before = Image.MAX_IMAGE_PIXELS
+    with pytest.raises(DecodeError, match="too large"):
+        decode_image(png_claiming_size(100_000, 100_000), max_pixels=10**12)
+    assert Image.MAX_IMAGE_PIXELS == limit_before
+
+
+def test_image_within_max_pixels_decodes():
+    data = png_bytes(Image.new("RGB", (100, 100)))
+    assert decode_image(data, max_pixels=10_000).shape == (100, 100, 3)
+
+
+@pytest.mark.parametrize("data", [
+    b"",
+    b"this is not an image at all",
+    b'{"detail": "Internal Server Error"}',
+    png_bytes(Image.new("RGB", (64, 64)))[:60],  # truncated
+], ids=["empty", "text", "json", "truncated_png"])
+def test_unreadable_bytes_are_a_decode_error(data):
+    with pytest.raises(DecodeError, match="could not be decoded"):
+        decode_image(data)
+
+
+def test_formats_other_than_png_jpeg_webp_are_refused():
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(buffer, format="GIF")
+    with pytest.raises(DecodeError, match="PNG/JPEG/WebP"):
+        decode_image(buffer.getvalue())
+
+
+# --- stack_results --------------------------------------------------------------------------
+
+def test_same_size_frames_stack_unchanged():
+    frames = [np.random.default_rng(seed).random((4, 5, 3), dtype=np.float32) for seed in (1, 2)]
+    batch = stack_results(frames)
+    assert batch.shape == (2, 4, 5, 3) and batch.dtype == torch.float32 and batch.device.type == "cpu"
+    np.testing.assert_array_equal(batch.numpy(), np.stack(frames))
+
+
+def test_mismatched_sizes_are_resized_to_the_first():
+    first = np.full((8, 12, 3), 0.25, np.float32)
+    other = np.full((20, 30, 3), 100 / 255, np.float32)
+    batch = stack_results([first, other])
+    assert batch.shape == (2, 8, 12, 3)
+    np.testing.assert_array_equal(batch[0].numpy(), first)
+    np.testing.assert_allclose(batch[1].numpy(), 100 / 255, atol=1e-6)
+
+
+def test_stacking_nothing_is_a_caller_error():
+    with pytest.raises(ValueError):
+        stack_results([])
+
+
+def test_decoded_results_stack_into_an_image_batch():
+    data = [png_bytes(Image.new("RGB", size, (0, 128, 255))) for size in [(6, 4), (3, 2)]]
+    batch = stack_results([decode_image(item) for item in data])
+    assert batch.shape == (2, 4, 6, 3)
+    np.testing.assert_allclose(batch[1, 0, 0].numpy(), np.array([0, 128, 255]) / 255, atol=1e-6)

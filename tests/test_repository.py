@@ -1,0 +1,45 @@
+"""The repository's promises to its users: README commands, packaging metadata."""
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import fal_kontext
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _readme_commands() -> list[str]:
+    block = re.search(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.DOTALL).group(1)
+    return [line for line in block.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def test_readme_opens_with_exactly_two_commands_and_ci_runs_the_test_one():
+    commands = _readme_commands()
+    assert len(commands) == 2
+    ci_script = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert commands[1] in ci_script, ".ci/run must run the README's test command, nothing weaker"
+    assert "pytest" in commands[1]
+
+
+def test_version_agrees_across_files():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["version"] == fal_kontext.__version__
+
+
+def test_requirements_txt_and_pyproject_list_the_same_runtime_dependencies():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    requirements = [line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()
+                    if line.strip() and not line.startswith("#")]
+    assert sorted(requirements) == sorted(project["dependencies"])
+    assert not any(req.lower().startswith("torch") for req in requirements), "torch is ComfyUI's"
+
+
+def test_comfy_registry_metadata_is_present():
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert config["project"]["name"] == "fal-kontext"
+    comfy = config["tool"]["comfy"]
+    assert comfy["PublisherId"] and comfy["DisplayName"] and comfy["Icon"]
+    assert config["project"]["urls"]["Repository"]
+    assert (ROOT / "LICENSE").is_file()
