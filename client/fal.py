@@ -32,6 +32,7 @@ DEFAULT_MAX_DOWNLOAD_BYTES = 64 * 2**20
 DEFAULT_UPLOAD_CONCURRENCY = 4
 CANCEL_CHECK_INTERVAL = 0.1  # how often `run` looks at should_cancel and the deadline
 CANCEL_REQUEST_TIMEOUT = 10.0  # a cancel must never hold up an interrupt for long
+SUBMIT_GRACE_SECONDS = 15.0  # how long an interrupted submit may finish so its job can be cancelled
 LOG_TAIL_LINES = 5
 MAX_REDIRECTS = 5
 _CONNECT_RETRIES = 2
@@ -62,6 +63,7 @@ class FalClient:
         self._max_download_bytes = max_download_bytes
         self._poll_schedule = poll_schedule
         self._storage_token: StorageToken | None = None
+        self._cdn_route_works = True
         self._token_lock = asyncio.Lock()
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._http = httpx.AsyncClient(
@@ -88,7 +90,25 @@ class FalClient:
 
     async def submit(self, endpoint_id: str, arguments: Mapping[str, Any],
                      headers: Mapping[str, str] | None = None) -> RequestHandle:
-        """Queue one job. Never re-sent once it may have reached fal (no double billing)."""
+        """Queue one job. Never re-sent once it may have reached fal (no double billing). If the
+        caller is cancelled mid-request, the submit still completes and the job is cancelled,
+        so no job runs on the account without a handle to stop it."""
+        submitting = asyncio.ensure_future(self._submit(endpoint_id, arguments, headers))
+        try:
+            return await asyncio.shield(submitting)
+        except asyncio.CancelledError:
+            await self._cancel_once_submitted(submitting)
+            raise
+
+    async def _cancel_once_submitted(self, submitting: asyncio.Future) -> None:
+        try:
+            handle = await asyncio.wait_for(submitting, SUBMIT_GRACE_SECONDS)
+        except (FalError, asyncio.TimeoutError, asyncio.CancelledError):
+            return  # it failed or never finished: there is no job to cancel
+        await self.cancel_quietly(handle)
+
+    async def _submit(self, endpoint_id: str, arguments: Mapping[str, Any],
+                      headers: Mapping[str, str] | None) -> RequestHandle:
         endpoint = EndpointId.parse(endpoint_id)
         url = f"{self.hosts.queue}/{endpoint.submit_path}"
         body = await self._request_json("POST", url, action="submit", idempotent=False,
@@ -201,7 +221,12 @@ class FalClient:
         seen_logs = 0
         log_lines: list[str] = []
         while True:
-            status = await self.status(handle, logs=True)
+            try:
+                status = await self.status(handle, logs=True)
+            except FalError:
+                # We can no longer follow the job: stop it rather than let it run (and bill) unseen.
+                await self.cancel_quietly(handle)
+                raise
             if len(status.logs) < seen_logs:
                 seen_logs = 0  # the server trimmed its log list; show what it has now
             new_lines = tuple(str(entry.get("message", "")) for entry in status.logs[seen_logs:])
@@ -249,15 +274,22 @@ class FalClient:
             return cached
         file_name = file_name or f"{cache_key[:16]}{_extension(content_type)}"
         async with self._upload_slots:
+            url = await self._upload_with_fallback(data, content_type, file_name)
+        self._upload_cache.put(self.hosts.upload, cache_key, url)
+        return url
+
+    async def _upload_with_fallback(self, data: bytes, content_type: str, file_name: str) -> str:
+        """fal's CDN route first (one request per file), then the documented initiate + PUT
+        route, as fal's own clients do; a CDN route that failed is not tried again."""
+        if self._cdn_route_works:
             try:
-                url = await self._upload_to_cdn(data, content_type, file_name)
+                return await self._upload_to_cdn(data, content_type, file_name)
             except AuthError:
                 raise
             except FalError as error:
-                logger.info("CDN upload failed (%s); trying fal's storage initiate route", error)
-                url = await self._upload_via_initiate(data, content_type, file_name)
-        self._upload_cache.put(self.hosts.upload, cache_key, url)
-        return url
+                self._cdn_route_works = False
+                logger.info("CDN upload failed (%s); using fal's storage initiate route", error)
+        return await self._upload_via_initiate(data, content_type, file_name)
 
     async def _upload_to_cdn(self, data: bytes, content_type: str, file_name: str) -> str:
         token = await self._cdn_token()
@@ -282,7 +314,8 @@ class FalClient:
     async def _upload_via_initiate(self, data: bytes, content_type: str, file_name: str) -> str:
         body = await self._request_json(
             "POST", f"{self.hosts.rest}/storage/upload/initiate", action="upload",
-            params={"storage_type": "gcs"}, json={"file_name": file_name, "content_type": content_type},
+            params={"storage_type": "fal-cdn-v3"},
+            json={"file_name": file_name, "content_type": content_type},
             headers={"X-Fal-Object-Lifecycle-Preference": _lifecycle_header()})
         upload_url = _url_field(body, "upload_url", "upload")
         file_url = _url_field(body, "file_url", "upload")

@@ -37,7 +37,7 @@ class Fault:
     truncate: bool = False
     ingress_502: bool = False
     content_type: str | None = None
-    redirect_to: str | None = None
+    redirect_to: str | None = None  # "{path}" in it is replaced by the request's path and query
 
     @property
     def replaces_response(self) -> bool:

@@ -23,6 +23,8 @@ MALFORMED_FALLBACK = b'{"status": "IN_QU'
 class StandInHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, like the real hosts; clients pool connections
     timeout = 15  # idle keep-alive connections end on their own; stop() closes them sooner
+    # Headers and body go out as separate writes; with Nagle on, delayed ACKs add ~40 ms each.
+    disable_nagle_algorithm = True
     state: ClassVar[State]
     origin: ClassVar[str]
 
@@ -89,7 +91,9 @@ class StandInHandler(BaseHTTPRequestHandler):
         if fault.ingress_502:
             self._send(Reply(502, NGINX_502_PAGE, "text/html"), fault, fal_origin=False)
         elif fault.redirect_to is not None:
-            self._send(Reply(302, b"", None, {"Location": fault.redirect_to}), fault)
+            # "{path}" keeps the request's path and query, so a mirror origin can serve the same file.
+            location = fault.redirect_to.replace("{path}", self.path)
+            self._send(Reply(302, b"", None, {"Location": location}), fault)
         elif fault.body is None:
             self._send(default_error(int(fault.status or 500)), fault)
         else:

@@ -23,6 +23,7 @@ Route = Callable[[State, RecordedRequest, dict[str, str]], "Reply | StreamReply"
 REQUEST_ID_HEADER = "x-fal-request-id"
 NAMESPACES = ("workflows", "comfy")  # fal keeps these as a prefix of owner/alias
 STREAM_POLL_SECONDS = 0.05
+STREAM_KEEPALIVE_SECONDS = 15.0
 
 _REQUEST_PATH = re.compile(
     r"^/(?P<app>.+?)/requests/(?P<request_id>[^/]+)(?P<tail>/status/stream|/status|/cancel)?/?$")
@@ -41,7 +42,6 @@ def match(origin: str, method: str, path: str) -> tuple[str | None, Route | None
 
 
 _NO_ROUTE: tuple[None, None, dict[str, str]] = (None, None, {})
-_STORAGE_ROUTES: dict[tuple[str, str], tuple[str, Route]] = {}
 
 
 def _match_api(method: str, path: str) -> tuple[str | None, Route | None, dict[str, str]]:
@@ -166,11 +166,16 @@ def status_stream(state: State, request: RecordedRequest,
 
     def events() -> Any:
         last: dict[str, Any] | None = None
+        last_sent = time.monotonic()
         while not state.stopping.is_set():
-            payload = status_payload(state, job, time.monotonic(), with_logs)
+            now = time.monotonic()
+            payload = status_payload(state, job, now, with_logs)
             if payload != last:  # one event per change of state, position or logs
                 yield f"data: {json.dumps(payload)}\n\n".encode()
-                last = payload
+                last, last_sent = payload, now
+            elif now - last_sent >= STREAM_KEEPALIVE_SECONDS:
+                yield b": keep-alive\n\n"  # like fal: proxies must not time the stream out
+                last_sent = now
             if payload["status"] == COMPLETED:
                 return
             state.stopping.wait(STREAM_POLL_SECONDS)
@@ -250,11 +255,11 @@ def put_upload(state: State, request: RecordedRequest, params: dict[str, str]) -
     return Reply(200, b"", None)
 
 
-_STORAGE_ROUTES.update({
+_STORAGE_ROUTES: dict[tuple[str, str], tuple[str, Route]] = {
     ("POST", "/storage/auth/token"): ("token", token),
     ("POST", "/files/upload"): ("upload", upload),
     ("POST", "/storage/upload/initiate"): ("initiate", initiate),
-})
+}
 
 
 # --- CDN and run origins -----------------------------------------------------------------

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import socket
+import socketserver
 import threading
+import time
 from http.server import ThreadingHTTPServer
 from typing import Any
 
@@ -16,24 +18,47 @@ from .storage import FileStore
 
 ORIGINS = ("api", "cdn", "run")
 SERVE_POLL_SECONDS = 0.02  # how quickly serve_forever notices shutdown()
+HANDLER_JOIN_SECONDS = 10.0
 
 
 class _OriginServer(ThreadingHTTPServer):
     """ThreadingHTTPServer that knows its open connections, so stop() can end keep-alives."""
 
+    # Handler threads are daemons (a stuck client never blocks interpreter exit), and we track
+    # them ourselves: socketserver only joins non-daemon threads, and stop() must leave none.
     daemon_threads = True
-    block_on_close = True  # server_close() joins the handler threads: nothing outlives stop()
+    block_on_close = False
 
     def __init__(self, address: tuple[str, int], handler: type[StandInHandler]) -> None:
         self._connections: set[socket.socket] = set()
         self._aborting: set[socket.socket] = set()
+        self._handlers: list[threading.Thread] = []
         self._connections_lock = threading.Lock()
         super().__init__(address, handler)
 
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind resolves the host name (getfqdn), which can stall on a machine
+        # with slow reverse DNS; the name is only cosmetic, so skip the lookup.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), int(port)
+
     def process_request(self, request: Any, client_address: Any) -> None:
+        thread = threading.Thread(target=self.process_request_thread,
+                                  args=(request, client_address), daemon=True,
+                                  name=f"standin-{self.RequestHandlerClass.origin}-connection")
         with self._connections_lock:
             self._connections.add(request)
-        super().process_request(request, client_address)
+            self._handlers = [handler for handler in self._handlers if handler.is_alive()]
+            self._handlers.append(thread)
+        thread.start()
+
+    def join_handlers(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        with self._connections_lock:
+            handlers = list(self._handlers)
+        for handler in handlers:
+            handler.join(max(0.0, deadline - time.monotonic()))
 
     def abort_on_close(self, request: socket.socket) -> None:
         """Close this connection without shutdown(), so SO_LINGER 0 turns the close into RST."""
@@ -82,7 +107,7 @@ class StandInServer:
 
     # --- lifecycle -----------------------------------------------------------------------
     def start(self) -> "StandInServer":
-        if self._started:
+        if self._started or self._stopped:
             raise RuntimeError("a StandInServer can be started only once")
         self._started = True
         try:
@@ -123,6 +148,9 @@ class StandInServer:
         for server in self._servers.values():
             server.close_connections()
             server.server_close()
+        for server in self._servers.values():
+            # A handler may be inside a reference download (5 s timeout) when we stop.
+            server.join_handlers(HANDLER_JOIN_SECONDS)
         for thread in self._threads:
             thread.join()
         self._state.generator.join()

@@ -98,3 +98,14 @@ async def test_plain_http_downloads_from_other_hosts_are_refused(fal_env):
     async with FalClient() as client:
         with pytest.raises(DownloadError, match="https"):
             await client.download("http://example.com/a.png")
+
+
+async def test_after_the_cdn_route_fails_later_uploads_go_straight_to_initiate(fal_env):
+    fal_env.faults.add("token", times=1, status=404, body=b'{"detail": "Not Found"}')
+    async with FalClient(retry=RetryPolicy(attempts=2, base_delay=0.01)) as client:
+        await client.upload(png_bytes((1, 1, 1)), "image/png")
+        await client.upload(png_bytes((2, 2, 2)), "image/png")
+    assert fal_env.count("token") == 1 and fal_env.count("upload") == 0
+    assert fal_env.count("initiate") == 2
+    initiate = [r for r in fal_env.requests if r.path == "/storage/upload/initiate"][0]
+    assert initiate.query.get("storage_type") == "fal-cdn-v3"

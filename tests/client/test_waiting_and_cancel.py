@@ -76,3 +76,16 @@ async def test_a_finished_job_is_noticed_within_150_ms(fal_env):
             finished_at = time.monotonic()
             lags.append(finished_at - fal_env.jobs[handle.request_id].completed_at)
     assert sorted(lags)[1] < 0.15, lags
+
+
+async def test_cancelling_during_submit_still_cancels_the_job_it_created(slow_fal):
+    async with FalClient() as client:
+        arguments = await _arguments(client)
+        slow_fal.faults.add("submit", times=1, delay=0.6)
+        task = asyncio.ensure_future(client.submit(MULTI, arguments))
+        await asyncio.sleep(0.2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert len(slow_fal.submits()) == 1
+    assert len(slow_fal.cancels()) == 1, "the job created by the interrupted submit was cancelled"

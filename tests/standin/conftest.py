@@ -7,7 +7,13 @@ import httpx
 import pytest
 
 from fal_kontext.standin import StandInServer
-from standin_helpers import BLUE, MULTI, RED, png_bytes
+from standin_helpers import BLUE, MULTI, RED, close_anon, png_bytes
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_shared_client() -> Iterator[None]:
+    yield
+    close_anon()
 
 
 @pytest.fixture

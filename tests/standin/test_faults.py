@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from fal_kontext.standin import StandInServer
-from standin_helpers import MULTI, wait_completed
+from standin_helpers import MULTI, anon, wait_completed
 
 
 def test_status_fault_answers_fal_flat_error_then_expires(server, client, submit):
@@ -61,12 +61,19 @@ def test_reset_mid_response_breaks_the_body_but_the_job_exists(server, client, s
     assert len(server.jobs) == 1  # the submit landed: the client cannot know
 
 
+def test_reset_mid_response_aborts_a_download_with_connection_reset(server):
+    url = server.put_file(b"x" * 5000, "image/png")
+    server.faults.add("file", reset_mid_response=True)
+    with pytest.raises(httpx.ReadError):
+        anon().get(url)
+
+
 def test_truncate_sends_less_body_than_content_length(server, client):
     url = server.put_file(b"x" * 1000, "image/png")
     server.faults.add("file", truncate=True)
     with pytest.raises(httpx.RemoteProtocolError):
-        httpx.get(url)
-    assert httpx.get(url).content == b"x" * 1000  # expired after one request
+        anon().get(url)
+    assert anon().get(url).content == b"x" * 1000  # expired after one request
 
 
 def test_truncate_with_raw_socket_shows_the_short_body(server):
@@ -116,8 +123,8 @@ def test_redirect_to_answers_302_with_location(server, client, submit):
 def test_content_type_override_on_a_file(server):
     url = server.put_file(b"\x89PNG...", "image/png")
     server.faults.add("file", content_type="text/html")
-    assert httpx.get(url).headers["content-type"] == "text/html"
-    assert httpx.get(url).headers["content-type"] == "image/png"
+    assert anon().get(url).headers["content-type"] == "text/html"
+    assert anon().get(url).headers["content-type"] == "image/png"
 
 
 def test_faults_on_upload_routes(server, client):
@@ -164,7 +171,7 @@ def test_transient_faults_are_seeded(client, refs):
     def pattern() -> list[int]:
         with StandInServer(transient_fault_rate=0.5, seed=11) as server:
             url = server.put_file(b"z", "text/plain")
-            return [httpx.get(url).status_code for _ in range(12)]
+            return [anon().get(url).status_code for _ in range(12)]
 
     first = pattern()
     assert first == pattern() and {200} < set(first)
@@ -175,7 +182,7 @@ def test_jitter_delays_responses(client):
         url = server.put_file(b"z", "text/plain")
         started = time.monotonic()
         for _ in range(8):
-            httpx.get(url)
+            anon().get(url)
         elapsed = time.monotonic() - started
     assert elapsed > 8 * 0.01
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 import json
 import time
 
-import httpx
 
 from fal_kontext.kontext.models import ALL_MODELS
 from fal_kontext.standin import StandInServer
-from standin_helpers import MULTI, SINGLE, png_bytes, wait_completed
+from standin_helpers import MULTI, SINGLE, anon, png_bytes, wait_completed
 
 
 def test_submit_answers_in_queue_with_request_id_and_urls(server, submit):
@@ -185,7 +184,7 @@ def test_job_records_arguments_and_reference_sizes(server, client):
 
 def test_every_api_response_carries_a_request_id(server, client, submit):
     responses = [submit(), submit(prompt=3), submit(endpoint="fal-ai/unknown"),
-                 httpx.post(f"{server.base_url}/{MULTI}", json={}),
+                 anon().post(f"{server.base_url}/{MULTI}", json={}),
                  client.get(f"{server.base_url}/fal-ai/flux-pro/requests/x/status"),
                  client.get(f"{server.base_url}/nothing/here")]
     for response in responses:

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-import httpx
 
-from standin_helpers import png_bytes
+from standin_helpers import anon, png_bytes
 
 
 def _token(server, client) -> dict:
@@ -25,7 +24,7 @@ def test_token_has_fal_shape_and_expires_in_an_hour(server, client):
 
 
 def test_token_requires_the_key(server):
-    assert httpx.post(f"{server.base_url}/storage/auth/token").status_code == 401
+    assert anon().post(f"{server.base_url}/storage/auth/token").status_code == 401
 
 
 def test_upload_with_token_is_served_from_the_cdn_origin(server, client):
@@ -37,7 +36,7 @@ def test_upload_with_token_is_served_from_the_cdn_origin(server, client):
     assert response.status_code == 200
     access_url = response.json()["access_url"]
     assert access_url.startswith(server.cdn_url + "/files/") and access_url.endswith("ref%20one.png")
-    served = httpx.get(access_url)
+    served = anon().get(access_url)
     assert served.content == data and served.headers["content-type"] == "image/png"
     assert "x-fal-request-id" not in served.headers
 
@@ -53,7 +52,7 @@ def test_upload_records_headers(server, client):
 
 
 def test_upload_without_a_valid_token_is_401(server, client):
-    bad = httpx.post(f"{server.base_url}/files/upload", content=b"x",
+    bad = anon().post(f"{server.base_url}/files/upload", content=b"x",
                      headers={"Authorization": "Bearer made-up"})
     key = client.post(f"{server.base_url}/files/upload", content=b"x")  # Key is not a token
     assert bad.status_code == 401 and key.status_code == 401
@@ -66,11 +65,11 @@ def test_initiate_then_put_stores_the_file(server, client):
     slot = response.json()
     assert slot["upload_url"].startswith(server.base_url + "/storage/put/")
     assert slot["file_url"].startswith(server.cdn_url + "/files/") and slot["file_url"].endswith("ref.png")
-    assert httpx.get(slot["file_url"]).status_code == 404
+    assert anon().get(slot["file_url"]).status_code == 404
     data = png_bytes()
-    put = httpx.put(slot["upload_url"], content=data, headers={"Content-Type": "image/png"})
+    put = anon().put(slot["upload_url"], content=data, headers={"Content-Type": "image/png"})
     assert put.status_code == 200
-    served = httpx.get(slot["file_url"])
+    served = anon().get(slot["file_url"])
     assert served.content == data and served.headers["content-type"] == "image/png"
     assert server.count("initiate") == 1 and server.count("put_upload") == 1
 
@@ -80,25 +79,25 @@ def test_put_with_a_wrong_signature_is_403(server, client):
                        params={"storage_type": "fal-cdn-v3"},
                        json={"file_name": "a.png", "content_type": "image/png"}).json()
     wrong = slot["upload_url"].split("?")[0] + "?sig=forged"
-    assert httpx.put(wrong, content=b"x").status_code == 403
-    assert httpx.get(slot["file_url"]).status_code == 404
+    assert anon().put(wrong, content=b"x").status_code == 403
+    assert anon().get(slot["file_url"]).status_code == 404
 
 
 def test_initiate_requires_the_key(server):
-    response = httpx.post(f"{server.base_url}/storage/upload/initiate", json={"file_name": "a"})
+    response = anon().post(f"{server.base_url}/storage/upload/initiate", json={"file_name": "a"})
     assert response.status_code == 401
 
 
 def test_put_file_helper_returns_a_cdn_url(server):
     url = server.put_file(b"bytes", "application/octet-stream", "blob.bin")
-    assert url.startswith(server.cdn_url) and httpx.get(url).content == b"bytes"
+    assert url.startswith(server.cdn_url) and anon().get(url).content == b"bytes"
 
 
 def test_cdn_head_returns_length_without_body(server):
     url = server.put_file(b"12345", "image/png")
-    response = httpx.head(url)
+    response = anon().head(url)
     assert response.status_code == 200 and response.headers["content-length"] == "5"
 
 
 def test_unknown_cdn_file_is_404(server):
-    assert httpx.get(f"{server.cdn_url}/files/nothing/x.png").status_code == 404
+    assert anon().get(f"{server.cdn_url}/files/nothing/x.png").status_code == 404
