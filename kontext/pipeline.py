@@ -10,8 +10,8 @@ from typing import Any, Callable, Sequence
 
 from ..client import FalClient
 from ..client.data_uri import encode_data_uri
-from ..client.errors import (ConnectionFailedError, InvalidInputError, SafetyFilterError,
-                             ValidationError)
+from ..client.errors import (ConnectionFailedError, DownloadError, InvalidInputError,
+                             SafetyFilterError, ValidationError)
 from ..client.logs import logger
 from ..client.queue_types import QueueUpdate, RequestHandle
 from . import models as m
@@ -74,7 +74,12 @@ async def run_edit(client: FalClient, request: EditRequest, references: Sequence
         if cached is not None:
             return _from_cache(cached, request, progress)
     progress.started(request.estimated_cost_usd, len(references))
-    urls = await _reference_urls(client, references, options.transport, progress)
+    spending.reserve(request.estimated_cost_usd)  # before uploads: a refused run costs nothing
+    try:
+        urls = await _reference_urls(client, references, options.transport, progress)
+    except BaseException:
+        spending.release(request.estimated_cost_usd)
+        raise
     try:
         outcome, handle = await _submit_and_wait(client, request, urls, options, progress,
                                                  should_cancel, spending)
@@ -128,12 +133,10 @@ async def _submit_and_wait(client: FalClient, request: EditRequest, urls: list[s
                            options: EditOptions, progress: ProgressReporter,
                            should_cancel: Callable[[], bool] | None,
                            spending: SpendTracker) -> tuple[dict[str, Any], RequestHandle]:
-    cost = request.estimated_cost_usd
-    spending.reserve(cost)
     try:
         handle = await client.submit(request.model.endpoint_id, request.arguments(urls))
     except ConnectionFailedError:
-        spending.release(cost)  # nothing reached fal, nothing will be billed
+        spending.release(request.estimated_cost_usd)  # nothing reached fal, nothing is billed
         raise
     progress.submitted(handle.request_id)
 
@@ -171,8 +174,14 @@ async def _collect_images(client: FalClient, request: EditRequest, output: dict[
     async def fetch(index: int) -> ResultImage:
         nonlocal done
         entry = entries[index]
-        data = await client.download(entry["url"], max_bytes=options.max_download_bytes,
-                                     expect_image=True)
+        try:
+            data = await client.download(entry["url"], max_bytes=options.max_download_bytes,
+                                         expect_image=True)
+        except DownloadError as error:
+            # The job ran and was billed: name it, so its result can still be found at fal.
+            raise DownloadError(f"{error.message}; the job finished, its result stays in "
+                                "https://fal.ai/dashboard/requests", request_id=handle.request_id,
+                                status_code=error.status_code) from None
         done += 1
         progress.downloaded(done, len(keep))
         content_type = entry.get("content_type") or f"image/{request.output_format}"

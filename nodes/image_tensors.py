@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import io
 import math
-import warnings
 
 import numpy as np
 import torch
@@ -95,24 +94,22 @@ def encode_png(frame: np.ndarray, compress_level: int = DEFAULT_PNG_COMPRESS_LEV
 
 
 def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_DECODED_PIXELS) -> np.ndarray:
-    """Decode PNG/JPEG/WebP bytes to a float32 HxWx3 RGB array in 0..1, EXIF orientation applied
-    and alpha dropped. Images above `max_pixels` are refused from the header, before decoding."""
+    """Decode PNG/JPEG/WebP bytes to a uint8 HxWx3 RGB array, EXIF orientation applied and alpha
+    dropped. Images above `max_pixels` are refused from the header, before decoding. Staying in
+    uint8 until `stack_results` keeps peak memory near the final tensor's size."""
     try:
-        # Pillow's own bomb limit (Image.MAX_IMAGE_PIXELS, left untouched) still applies on top
-        # of ours; its warning is turned into an error so a bomb never gets decoded.
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=RESULT_FORMATS) as image:
-                width, height = image.size
-                if width * height > max_pixels:
-                    raise DecodeError(f"The result image is too large to decode ({width}x{height} = "
-                                      f"{width * height:,} pixels; the limit is {max_pixels:,})")
-                ImageOps.exif_transpose(image, in_place=True)  # loads the pixels once
-                rgb = image if image.mode == "RGB" else image.convert("RGB")
-                pixels = np.asarray(rgb, dtype=np.float32)
+        with Image.open(io.BytesIO(data), formats=RESULT_FORMATS) as image:
+            width, height = image.size
+            # Below Pillow's own bomb threshold, so its (thread-unsafe) warning never fires.
+            if width * height > min(max_pixels, Image.MAX_IMAGE_PIXELS or max_pixels):
+                raise DecodeError(f"The result image is too large to decode ({width}x{height} = "
+                                  f"{width * height:,} pixels; the limit is {max_pixels:,})")
+            ImageOps.exif_transpose(image, in_place=True)  # loads the pixels once
+            rgb = image if image.mode == "RGB" else image.convert("RGB")
+            return np.asarray(rgb, dtype=np.uint8)
     except DecodeError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except Image.DecompressionBombError as exc:
         raise DecodeError(f"The result image is too large to decode safely ({exc})") from exc
     except UnidentifiedImageError as exc:
         raise DecodeError(f"The result image could not be decoded: the {len(data):,} bytes are not a "
@@ -120,25 +117,21 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_DECODED_PIXELS) -
     except Exception as exc:  # a damaged file: Pillow raises OSError, ValueError, SyntaxError...
         raise DecodeError(f"The result image could not be decoded: the PNG/JPEG/WebP data is damaged "
                           f"({exc})") from exc
-    pixels /= 255
-    return pixels
 
 
 def stack_results(frames: list[np.ndarray]) -> torch.Tensor:
-    """Stack float32 HxWx3 frames into a `[B,H,W,3]` float32 CPU tensor. Frames whose size
-    differs from the first are center-cropped to its aspect and resized to its size (Pillow
-    LANCZOS via uint8, lossless for 8-bit results), as ComfyUI core does when batching."""
+    """Stack uint8 HxWx3 frames into one `[B,H,W,3]` float32 0..1 CPU tensor, converting each
+    frame straight into its slot. Frames whose size differs from the first are center-cropped
+    to its aspect and resized to its size (Pillow LANCZOS), as ComfyUI core does when batching."""
     if not frames:
         raise ValueError("stack_results needs at least one frame")
     height, width = frames[0].shape[:2]
     batch = np.empty((len(frames), height, width, 3), dtype=np.float32)
     for slot, frame in zip(batch, frames):
-        if frame.shape[:2] == (height, width):
-            slot[...] = frame
-        else:
-            as_uint8 = Image.fromarray((np.clip(frame, 0, 1) * 255).round().astype(np.uint8))
-            fitted = ImageOps.fit(as_uint8, (width, height), Image.Resampling.LANCZOS)
-            np.divide(np.asarray(fitted), 255, out=slot, dtype=np.float32)
+        if frame.shape[:2] != (height, width):
+            frame = np.asarray(ImageOps.fit(Image.fromarray(frame), (width, height),
+                                            Image.Resampling.LANCZOS))
+        np.divide(frame, 255, out=slot, dtype=np.float32)
     return torch.from_numpy(batch)
 
 
