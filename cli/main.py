@@ -80,6 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         args.offline = True
         args.references = [SAMPLES_DIR / name for name in DEMO_REFERENCES]
+    if args.offline and not args.quiet:
+        print("Offline: using the bundled fal stand-in server on 127.0.0.1; nothing is billed.",
+              file=sys.stderr)
     try:
         result = _run_until_interrupted(args)
     except KeyboardInterrupt:

@@ -23,7 +23,7 @@ def progress_sink(quiet: bool) -> Iterator[ProgressReporter]:
     bar = tqdm(total=_STEPS, file=sys.stderr, bar_format="{l_bar}{bar}| {elapsed}", leave=True)
 
     def show(event: ProgressEvent) -> None:
-        bar.set_description_str(event.text, refresh=False)
+        bar.set_description_str(event.text)
         bar.update(max(0, int(event.fraction * _STEPS) - bar.n))
 
     try:
