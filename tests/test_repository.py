@@ -43,3 +43,11 @@ def test_comfy_registry_metadata_is_present():
     assert comfy["PublisherId"] and comfy["DisplayName"] and comfy["Icon"]
     assert config["project"]["urls"]["Repository"]
     assert (ROOT / "LICENSE").is_file()
+
+
+def test_readme_lists_exactly_the_shipped_workflows():
+    text = (ROOT / "README.md").read_text()
+    block = text[text.index("<!-- workflows:start -->"):text.index("<!-- workflows:end -->")]
+    listed = set(re.findall(r"`(Kontext_[A-Za-z0-9_]+)`", block))
+    shipped = {path.stem for path in (ROOT / "workflows").glob("*.json")}
+    assert listed == shipped
