@@ -212,7 +212,13 @@ class FalClient:
         except (FalError, asyncio.TimeoutError) as error:
             logger.warning("cancel of fal request %s was not confirmed: %s", handle.request_id, error)
             return CancelOutcome.UNCONFIRMED
-        logger.info("cancel of fal request %s: %s", handle.request_id, outcome.value)
+        if outcome is CancelOutcome.ALREADY_COMPLETED:
+            # The caller may only show "interrupted" (ComfyUI): the bill must not go unmentioned.
+            logger.warning("fal request %s had already finished when it was cancelled; it was "
+                           "billed and its result stays in https://fal.ai/dashboard/requests",
+                           handle.request_id)
+        else:
+            logger.info("cancel of fal request %s: %s", handle.request_id, outcome.value)
         return outcome
 
     async def _poll_then_fetch(self, handle: RequestHandle, on_update: OnUpdate | None,

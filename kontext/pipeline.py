@@ -10,15 +10,18 @@ from typing import Any, Callable, Sequence
 
 from ..client import FalClient
 from ..client.data_uri import encode_data_uri
-from ..client.errors import (ConnectionFailedError, DownloadError, InvalidInputError,
-                             SafetyFilterError, ValidationError)
+from ..client.errors import (DecodeError, DownloadError, FalError, InvalidInputError,
+                             SafetyFilterError, SubmitUncertainError, ValidationError)
 from ..client.logs import logger
 from ..client.queue_types import QueueUpdate, RequestHandle
 from . import models as m
 from .edit_request import EditRequest
 from .progress import ProgressReporter
 from .result_cache import CachedResult, ResultCache, result_cache_key
+from .result_images import decode_image
 from .spending import PROCESS_SPENDING, SpendTracker
+
+Decoder = Callable[[bytes], Any]  # raises DecodeError for bytes that are not a usable image
 
 # fal's error types for a reference it could not fetch or read.
 _UNFETCHABLE_REFERENCE_TYPES = {"file_download_error", "image_load_error"}
@@ -44,10 +47,11 @@ class EditOptions:
 
 @dataclass
 class ResultImage:
-    data: bytes
+    data: bytes  # the file as fal returned it
     content_type: str
     index: int  # position in fal's answer
     nsfw: bool = False
+    decoded: Any = None  # what the run's decoder made of `data` (pixels for the nodes)
 
 
 @dataclass
@@ -62,42 +66,57 @@ async def run_edit(client: FalClient, request: EditRequest, references: Sequence
                    progress: ProgressReporter | None = None,
                    should_cancel: Callable[[], bool] | None = None,
                    result_cache: ResultCache | None = None,
-                   spending: SpendTracker = PROCESS_SPENDING) -> EditResult:
+                   spending: SpendTracker = PROCESS_SPENDING,
+                   decode: Decoder = decode_image) -> EditResult:
     """Run one edit. Local checks come first (no money spent); exactly one job is submitted,
-    except once more when fal could not fetch a reference this process uploaded earlier."""
+    except once more when fal could not fetch a reference this process uploaded earlier.
+    Every result is decoded (in a thread, as it arrives) before anything is cached."""
     request.validate(len(references))
     _check_options(options)
     progress = progress or ProgressReporter()
     cache_key = result_cache_key(request, [ref.key for ref in references])
-    if result_cache is not None:
-        cached = result_cache.get(cache_key)
-        if cached is not None:
-            return _from_cache(cached, request, progress)
+    cached = result_cache.get(cache_key) if result_cache is not None else None
+    if cached is not None:
+        return await _from_cache(cached, request, progress, decode)
     progress.started(request.estimated_cost_usd, len(references))
+    outcome, handle = await _submit_with_fresh_references(
+        client, request, references, options, progress, should_cancel, spending)
+    result = await _collect_images(client, request, outcome, handle, options, progress, decode)
+    if result_cache is not None:
+        result_cache.put(cache_key, result)
+    progress.finished(result.info)
+    return result
+
+
+async def _submit_with_fresh_references(
+        client: FalClient, request: EditRequest, references: Sequence[Reference],
+        options: EditOptions, progress: ProgressReporter,
+        should_cancel: Callable[[], bool] | None,
+        spending: SpendTracker) -> tuple[dict[str, Any], RequestHandle]:
+    """Upload (or inline) the references and run the job; if fal cannot fetch an upload that
+    an earlier run left in the cache, upload it again and submit once more."""
     spending.reserve(request.estimated_cost_usd)  # before uploads: a refused run costs nothing
+    # Only URLs from an earlier upload can have gone stale; a fresh one is not uploaded twice.
+    reused = ({client.cached_upload(ref.key) for ref in references}
+              if options.transport == "upload" else set())
     try:
         urls = await _reference_urls(client, references, options.transport, progress)
     except BaseException:
         spending.release(request.estimated_cost_usd)
         raise
     try:
-        outcome, handle = await _submit_and_wait(client, request, urls, options, progress,
-                                                 should_cancel, spending)
+        return await _submit_and_wait(client, request, urls, options, progress, should_cancel,
+                                      spending)
     except ValidationError as error:
-        stale = _unfetchable_cached_urls(error, urls)
+        stale = [url for url in _unfetchable_cached_urls(error, urls) if url in reused]
         if not stale:
             raise
-        logger.warning("fal could not fetch %d cached reference upload(s); uploading again", len(stale))
-        for url in stale:
-            client.forget_upload(url)
-        urls = await _reference_urls(client, references, options.transport, progress)
-        outcome, handle = await _submit_and_wait(client, request, urls, options, progress,
-                                                 should_cancel, spending)
-    result = await _collect_images(client, request, outcome, handle, options, progress)
-    if result_cache is not None:
-        result_cache.put(cache_key, result)
-    progress.finished(result.info)
-    return result
+    logger.warning("fal could not fetch %d cached reference upload(s); uploading again", len(stale))
+    for url in stale:
+        client.forget_upload(url)
+    spending.reserve(request.estimated_cost_usd)  # the refused submit gave its share back
+    urls = await _reference_urls(client, references, options.transport, progress)
+    return await _submit_and_wait(client, request, urls, options, progress, should_cancel, spending)
 
 
 def _check_options(options: EditOptions) -> None:
@@ -135,8 +154,11 @@ async def _submit_and_wait(client: FalClient, request: EditRequest, urls: list[s
                            spending: SpendTracker) -> tuple[dict[str, Any], RequestHandle]:
     try:
         handle = await client.submit(request.model.endpoint_id, request.arguments(urls))
-    except ConnectionFailedError:
-        spending.release(request.estimated_cost_usd)  # nothing reached fal, nothing is billed
+    except SubmitUncertainError:
+        raise  # the job may exist and be billed: keep it counted
+    except FalError:
+        # Never reached fal, or refused (4xx) without creating a job: nothing is billed.
+        spending.release(request.estimated_cost_usd)
         raise
     progress.submitted(handle.request_id)
 
@@ -165,7 +187,7 @@ def _unfetchable_cached_urls(error: ValidationError, urls: list[str]) -> list[st
 
 async def _collect_images(client: FalClient, request: EditRequest, output: dict[str, Any],
                           handle: RequestHandle, options: EditOptions,
-                          progress: ProgressReporter) -> EditResult:
+                          progress: ProgressReporter, decode: Decoder) -> EditResult:
     entries = [e for e in output.get("images") or [] if isinstance(e, dict) and e.get("url")]
     flags = _nsfw_flags(output, len(entries))
     keep = _apply_nsfw_policy(flags, options.nsfw_policy, handle.request_id)
@@ -182,10 +204,11 @@ async def _collect_images(client: FalClient, request: EditRequest, output: dict[
             raise DownloadError(f"{error.message}; the job finished, its result stays in "
                                 "https://fal.ai/dashboard/requests", request_id=handle.request_id,
                                 status_code=error.status_code) from None
+        decoded = await _decode(decode, data, handle.request_id)
         done += 1
         progress.downloaded(done, len(keep))
         content_type = entry.get("content_type") or f"image/{request.output_format}"
-        return ResultImage(data, str(content_type), index, flags[index])
+        return ResultImage(data, str(content_type), index, flags[index], decoded)
 
     images = list(await asyncio.gather(*(fetch(i) for i in keep)))
     info = _info(request, output, handle, flags, keep)
@@ -231,12 +254,23 @@ def _info(request: EditRequest, output: dict[str, Any], handle: RequestHandle,
     }
 
 
-def _from_cache(cached: CachedResult, request: EditRequest, progress: ProgressReporter) -> EditResult:
+async def _decode(decode: Decoder, data: bytes, request_id: str | None) -> Any:
+    try:
+        return await asyncio.to_thread(decode, data)
+    except DecodeError as error:
+        # The job ran and was billed: name it, so its result can still be found at fal.
+        raise DecodeError(error.message, request_id=request_id) from None
+
+
+async def _from_cache(cached: CachedResult, request: EditRequest, progress: ProgressReporter,
+                      decode: Decoder) -> EditResult:
     info = {**cached.info, "cached": True, "cost_saved_usd": request.estimated_cost_usd,
             "estimated_cost_usd": 0.0}
+    decoded = await asyncio.gather(*(_decode(decode, data, info.get("request_id"))
+                                     for data, _ in cached.images))
+    images = [ResultImage(data, content_type, index, decoded=pixels)
+              for index, ((data, content_type), pixels) in enumerate(zip(cached.images, decoded))]
     progress.finished(info)
-    images = [ResultImage(data, content_type, index) for index, (data, content_type)
-              in enumerate(cached.images)]
     return EditResult(images=images, seed=cached.info.get("seed"), info=info)
 
 

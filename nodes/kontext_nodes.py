@@ -12,7 +12,7 @@ from ..kontext.progress import ProgressReporter
 from ..kontext.result_cache import default_result_cache
 from .client_pool import shared_client
 from .comfy_bridge import NodeBridge
-from .image_tensors import decode_image, stack_results
+from .image_tensors import stack_results
 from .node_inputs import node_input_types, reference_socket
 from .references import collect_references, count_frames
 
@@ -54,7 +54,7 @@ class _KontextNode:
         progress = ProgressReporter(bridge.show, log_prefix=f"[{type(self).__name__} #{unique_id}] ")
         result = await bridge.run_interruptible(self._run(request, references, options, progress,
                                                           bridge, use_result_cache))
-        images = await _decode_all(result)
+        images = await asyncio.to_thread(stack_results, [image.decoded for image in result.images])
         return images, int(result.seed if result.seed is not None else seed), json.dumps(result.info)
 
     @staticmethod
@@ -68,12 +68,6 @@ class _KontextNode:
     def _unknown_model(self, model: str) -> m.KontextModel:
         from ..client.errors import InvalidInputError
         raise InvalidInputError("model", f"must be one of {', '.join(self.MODELS)}; got {model!r}")
-
-
-async def _decode_all(result: EditResult):
-    frames = await asyncio.gather(*(asyncio.to_thread(decode_image, image.data)
-                                    for image in result.images))
-    return stack_results(list(frames))
 
 
 class FalKontextMulti(_KontextNode):

@@ -16,8 +16,8 @@ from results_book import ResultsBook  # noqa: E402
 # Same retry logic as production, shorter waits, so a persistent fault fails in well under 1 s.
 FAST_RETRY = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05, max_retry_after=1.0)
 # Loopback answers in milliseconds; a short read timeout makes the "read timeout" fault cheap.
-SHORT_TIMEOUT = httpx.Timeout(connect=2.0, read=0.3, write=5.0, pool=5.0)
-READ_TIMEOUT_FAULT_DELAY = 0.6
+SHORT_TIMEOUT = httpx.Timeout(connect=2.0, read=0.2, write=5.0, pool=5.0)
+READ_TIMEOUT_FAULT_DELAY = 0.4
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@ HTTP against the stand-in. `run_cell` runs one cell and returns what happened; t
 the invariants and `render_matrix` turns the outcomes into the RESULTS.md table."""
 from __future__ import annotations
 
+import asyncio
 import io
 import time
 from dataclasses import dataclass, field
@@ -48,7 +49,7 @@ class FaultKind:
 def fault_kinds(foreign_url: str, read_timeout_delay: float) -> list[FaultKind]:
     return [
         FaultKind("429 without Retry-After", {"status": 429}),
-        FaultKind("429 with Retry-After: 0.2", {"status": 429, "retry_after": 0.2}),
+        FaultKind("429 with Retry-After: 0.1", {"status": 429, "retry_after": 0.1}),
         FaultKind("500", {"status": 500}),
         FaultKind("502 ingress page, no x-fal-request-id", {"ingress_502": True}),
         FaultKind("503", {"status": 503}),
@@ -155,6 +156,8 @@ async def run_cell(server, make_client: Callable[[], Any], kind: FaultKind, stag
         except FalError as caught:
             error = caught
     seconds = time.monotonic() - started
+    if stage == "submit" and kind.fault.get("delay"):
+        await asyncio.sleep(kind.fault["delay"])  # a delayed submit lands late: count it here
     server.faults.clear()
     request_id = progress.request_id
     cancels = [r for r in server.cancels() if request_id and request_id in r.path]

@@ -16,6 +16,13 @@ class SeenRequest:
     body: bytes
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # clients that hang up early are expected here
+
+
 class ForeignHost:
     """`with ForeignHost(mirror_of=cdn_url) as host:` serves GET /files/... from `mirror_of`."""
 
@@ -23,8 +30,7 @@ class ForeignHost:
         self.mirror_of = mirror_of
         self.seen: list[SeenRequest] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
+        self._server = _QuietServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True)
 
     @property

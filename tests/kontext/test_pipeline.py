@@ -1,0 +1,43 @@
+"""run_edit: one edit end to end on bytes, against the stand-in."""
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from fal_kontext.client import DecodeError, FalClient
+from fal_kontext.kontext.edit_request import EditRequest
+from fal_kontext.kontext.models import MULTI_MODELS
+from fal_kontext.kontext.pipeline import Reference, run_edit
+from fal_kontext.kontext.result_cache import ResultCache
+from support import png_bytes
+
+pytestmark = pytest.mark.anyio
+
+
+def reference(color) -> Reference:
+    data = png_bytes(color)
+    return Reference(label=str(color), key=hashlib.sha256(data).hexdigest(),
+                     encode=lambda: (data, "image/png"))
+
+
+async def test_results_are_decoded_as_they_arrive(fal_env):
+    request = EditRequest(model=MULTI_MODELS["pro"], prompt="p", seed=1, num_images=2)
+    async with FalClient() as client:
+        result = await run_edit(client, request, [reference((200, 0, 0))])
+    assert [image.decoded.shape[2] for image in result.images] == [3, 3]
+    assert result.info["num_images"] == 2 and result.seed == 1
+
+
+async def test_an_undecodable_result_names_the_job_and_is_never_cached(fal_env, tmp_path):
+    cache = ResultCache(tmp_path / "results")
+    request = EditRequest(model=MULTI_MODELS["pro"], prompt="p", seed=9)
+    fal_env.faults.add("file", times=1, status=200, body=b"\x89PNG\r\n\x1a\n garbage",
+                        content_type="image/png")
+    async with FalClient() as client:
+        with pytest.raises(DecodeError) as caught:
+            await run_edit(client, request, [reference((1, 2, 3))], result_cache=cache)
+        assert next(iter(fal_env.jobs)) in str(caught.value)
+        result = await run_edit(client, request, [reference((1, 2, 3))], result_cache=cache)
+    assert len(fal_env.submits()) == 2, "the broken result was not served from the cache"
+    assert result.images and not result.info["cached"]
