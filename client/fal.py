@@ -460,9 +460,21 @@ def _transport_error(exc: httpx.TransportError, action: str, idempotent: bool,
     return ServerError(f"The {action} failed after retries: {_describe(exc)}", request_id=request_id)
 
 
+_PLAIN_TRANSPORT_ERRORS = {
+    "ReadError": "the connection was reset while reading the answer",
+    "WriteError": "the connection was reset while sending",
+    "ReadTimeout": "no answer within the read timeout",
+    "WriteTimeout": "sending took longer than the write timeout",
+    "PoolTimeout": "no free connection within the pool timeout",
+    "ConnectTimeout": "connecting took longer than the connect timeout",
+}
+
+
 def _describe(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    """A transport failure in words, e.g. "ReadError (the connection was reset ...)"."""
+    name = type(exc).__name__
+    text = str(exc).strip() or _PLAIN_TRANSPORT_ERRORS.get(name, "")
+    return f"{name}: {text}" if text else name
 
 
 def _url_field(body: Mapping[str, Any], field: str, action: str) -> str:

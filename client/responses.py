@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 
 from .credentials import key_help
+from .hosts import origin_of
 from .errors import (AuthError, ContentPolicyError, FalError, FieldError, RateLimitError,
                      RequestRejectedError, ServerError, ValidationError)
 from .retry import parse_retry_after
@@ -58,8 +59,14 @@ def error_for_response(response: httpx.Response, *, request_id: str | None = Non
         wait = f"wait {retry_after:g} s and " if retry_after is not None else "wait a little and "
         return RateLimitError(f"fal is rate-limiting this key (429: {detail}); {wait}try again",
                               retry_after=retry_after, **common)
+    if 300 <= status < 400:
+        location = origin_of(response.headers.get("location", "")) or "elsewhere"
+        return RequestRejectedError(
+            f"fal answered the {action} with a redirect ({status}) to {location}; API calls are "
+            "not followed elsewhere because the key would go along: check FAL_KONTEXT_BASE_URL",
+            **common)
     if status >= 500:
-        if request_id is None and "<html" in response.text.lower():
+        if fal_request_id(response) is None and "<html" in response.text.lower():
             return ServerError(f"fal's gateway answered {status} during the {action} "
                                "(a temporary outage); try again in a minute", **common)
         return ServerError(f"fal answered {status} during the {action}{kind}: {detail}", **common)

@@ -2,16 +2,12 @@
 from __future__ import annotations
 
 import functools
-import sys
-from pathlib import Path
 
 import httpx
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "nodes"))  # fake_comfy, node_calls
-
-from fal_kontext.client import FalClient, RetryPolicy  # noqa: E402
-from results_book import ResultsBook  # noqa: E402
+from fal_kontext.client import FalClient, RetryPolicy
+from results_book import ResultsBook
 
 # Same retry logic as production, shorter waits, so a persistent fault fails in well under 1 s.
 FAST_RETRY = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05, max_retry_after=1.0)

@@ -60,7 +60,7 @@ async def test_the_same_run_in_a_new_process_costs_nothing(fal_env, tmp_path):
     await run_node()
     script = textwrap.dedent("""
         import asyncio, json, sys
-        sys.path[:0] = sys.argv[1:3]
+        sys.path.insert(0, sys.argv[1])
         from node_calls import call_node, solid
         from fal_kontext.nodes.kontext_nodes import FalKontextMulti
         _, _, info = asyncio.run(call_node(FalKontextMulti, prompt="same picture", seed=42,
@@ -68,7 +68,7 @@ async def test_the_same_run_in_a_new_process_costs_nothing(fal_env, tmp_path):
         print(json.loads(info)["cached"])
     """)
     tests = Path(__file__).resolve().parent.parent
-    done = subprocess.run([sys.executable, "-c", script, str(tests / "nodes"), str(tests)],
+    done = subprocess.run([sys.executable, "-c", script, str(tests)],
                           env=dict(os.environ), capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "True" and len(fal_env.submits()) == 1
