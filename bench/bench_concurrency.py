@@ -5,6 +5,7 @@ Each node has its own fresh references (2 x 1024x1024) so nothing is shared thro
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 
 from . import harness as h
@@ -13,7 +14,7 @@ P5_GOAL = 1.5
 NODES = 8
 
 
-async def _measure(mode: h.Mode) -> dict[str, list[float]]:
+async def _measure(standin: h.StandIn, mode: h.Mode) -> dict[str, list]:
     side = mode.side
     seeds = iter(range(5000, 10**6))
 
@@ -25,10 +26,12 @@ async def _measure(mode: h.Mode) -> dict[str, list[float]]:
     await h.run_pack(fresh())  # warm-up
 
     def contender(kind: str):
-        async def timed(i: int) -> float:
-            started = time.monotonic()
+        async def timed(i: int) -> tuple[float, float, float]:
+            """(wall, our CPU seconds, the stand-in's CPU seconds)."""
+            started, cpu, standin_cpu = time.monotonic(), time.process_time(), standin.cpu_seconds()
             await asyncio.gather(*(h.run_pack(refs) for refs in fixtures[kind][i]))
-            return time.monotonic() - started
+            return (time.monotonic() - started, time.process_time() - cpu,
+                    standin.cpu_seconds() - standin_cpu)
         return timed
 
     return await h.interleaved(mode.runs, {"one": contender("one"), "eight": contender("eight")})
@@ -37,13 +40,23 @@ async def _measure(mode: h.Mode) -> dict[str, list[float]]:
 def run(standin: h.StandIn, mode: h.Mode) -> h.BenchResult:
     standin.set_delay(mode.concurrency_delay)
     h.reset_pack_caches()
-    times = asyncio.run(_measure(mode))
+    measured = asyncio.run(_measure(standin, mode))
+    times = {kind: [wall for wall, _, _ in rows] for kind, rows in measured.items()}
     ratio = h.paired_ratio(times["eight"], times["one"])
     one, eight = h.median(times["one"]), h.median(times["eight"])
+    cpu = {kind: (h.median([c for _, c, _ in rows]), h.median([s for _, _, s in rows]))
+           for kind, rows in measured.items()}
     result = h.BenchResult("concurrency")
     result.targets.append(h.Target(
         "P5", f"{NODES} nodes awaited concurrently / one node, wall time "
               f"(stand-in delay {mode.concurrency_delay:g} s)",
         f"{ratio:.2f}x ({h.ms(eight)} vs {h.ms(one)})", f"<= {P5_GOAL}x", ratio <= P5_GOAL))
-    result.numbers = {"p5_ratio": ratio, "one": times["one"], "eight": times["eight"]}
+    cores = os.cpu_count() or 1
+    rows = [[label, h.ms(h.median(times[kind])), f"{cpu[kind][0]:.2f} s", f"{cpu[kind][1]:.2f} s"]
+            for kind, label in (("one", "1 node"), ("eight", f"{NODES} nodes"))]
+    result.tables.append(
+        f"**Concurrency** (medians of {mode.runs} interleaved rounds; stand-in delay "
+        f"{mode.concurrency_delay:g} s; client and stand-in share this machine's {cores} cores)\n\n"
+        + h.markdown_table(["", "wall", "pack CPU (this process)", "stand-in CPU"], rows))
+    result.numbers = {"p5_ratio": ratio, "one": times["one"], "eight": times["eight"], "cpu": cpu}
     return result

@@ -20,6 +20,7 @@ from typing import Any, Awaitable, Callable, Sequence
 
 import torch
 
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH_KEY = "bench-key"
 ENDPOINT = "fal-ai/flux-pro/kontext/multi"
 PROMPT = "put the object from image 2 into the scene of image 1"
@@ -126,6 +127,12 @@ class StandIn:
         """What clients sent since the last clear(): request counts and body bytes."""
         return self._ask("traffic")
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system, all threads) the stand-in process has used so far."""
+        with open(f"/proc/{self._process.pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def timeline(self) -> list[tuple[str | None, float, int]]:
         """(route, time.monotonic() when read, body bytes) of each request since clear()."""
         return self._ask("timeline")
@@ -154,6 +161,13 @@ def point_fal_client_at(standin: StandIn) -> None:
     fal_module.QUEUE_URL_FORMAT = standin.base_url + "/"
     fal_module.REST_URL = standin.base_url
     fal_module.CDN_URL = standin.base_url
+
+
+def subprocess_env() -> dict[str, str]:
+    """This environment, with the repository root importable (for `python -m bench.*`)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [REPO_ROOT, env.get("PYTHONPATH")]))
+    return env
 
 
 def reset_pack_caches() -> None:

@@ -12,11 +12,11 @@ import httpx
 from . import responses
 from .credentials import resolve_key
 from .data_uri import decode_data_uri, is_data_uri
-from .errors import (AuthError, ConfigurationError, ConnectionFailedError, DownloadError,
+from .errors import (AuthError, ConnectionFailedError, DownloadError,
                      FalError, FalTimeoutError, JobFailedError, ServerError, SubmitUncertainError,
                      ValidationError)
 from .errors import CancelledError as JobCancelledError
-from .hosts import FalHosts, check_transport_security, is_loopback_host, origin_of
+from .hosts import FalHosts, check_transport_security, is_loopback_host
 from .logs import logger
 from .polling import PollSchedule
 from .queue_types import (CancelOutcome, EndpointId, JobState, JobStatus, QueueUpdate,
@@ -64,6 +64,7 @@ class FalClient:
         self._poll_schedule = poll_schedule
         self._storage_token: StorageToken | None = None
         self._cdn_route_works = True
+        self._uploads_in_flight: dict[str, asyncio.Future] = {}
         self._token_lock = asyncio.Lock()
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._http = httpx.AsyncClient(
@@ -274,10 +275,28 @@ class FalClient:
                      cache_key: str | None = None) -> str:
         """Put bytes on fal's storage and return a URL fal can fetch; the same content is
         uploaded once per process (cached by content hash, per storage origin)."""
-        cache_key = cache_key or content_key(data)
+        return await self.upload_once(cache_key or content_key(data), lambda: (data, content_type),
+                                      file_name=file_name)
+
+    async def upload_once(self, cache_key: str, produce: Callable[[], tuple[bytes, str]], *,
+                          file_name: str | None = None) -> str:
+        """Like `upload`, for content made on demand: `produce()` -> (bytes, content type) runs
+        in a worker thread only if `cache_key` was neither uploaded before nor is being uploaded
+        right now (two nodes sharing a reference encode and upload it once)."""
         cached = self.cached_upload(cache_key)
         if cached is not None:
             return cached
+        pending = self._uploads_in_flight.get(cache_key)
+        if pending is None:
+            pending = asyncio.ensure_future(self._produce_and_upload(cache_key, produce, file_name))
+            self._uploads_in_flight[cache_key] = pending
+            pending.add_done_callback(lambda _: self._uploads_in_flight.pop(cache_key, None))
+        # Shielded: one waiter giving up (an interrupted node) must not fail the others.
+        return await asyncio.shield(pending)
+
+    async def _produce_and_upload(self, cache_key: str, produce: Callable[[], tuple[bytes, str]],
+                                  file_name: str | None) -> str:
+        data, content_type = await asyncio.to_thread(produce)
         file_name = file_name or f"{cache_key[:16]}{_extension(content_type)}"
         async with self._upload_slots:
             url = await self._upload_with_fallback(data, content_type, file_name)

@@ -136,11 +136,10 @@ async def _reference_urls(client: FalClient, references: Sequence[Reference], tr
 
     async def one(reference: Reference) -> str:
         nonlocal done
-        url = client.cached_upload(reference.key) if transport == "upload" else None
-        if url is None:
-            data, content_type = await asyncio.to_thread(reference.encode)
-            url = (encode_data_uri(data, content_type) if transport == "data_uri"
-                   else await client.upload(data, content_type, cache_key=reference.key))
+        if transport == "data_uri":
+            url = encode_data_uri(*await asyncio.to_thread(reference.encode))
+        else:
+            url = await client.upload_once(reference.key, reference.encode)
         done += 1
         progress.uploaded(done, len(references))
         return url

@@ -109,3 +109,16 @@ async def test_after_the_cdn_route_fails_later_uploads_go_straight_to_initiate(f
     assert fal_env.count("initiate") == 2
     initiate = [r for r in fal_env.requests if r.path == "/storage/upload/initiate"][0]
     assert initiate.query.get("storage_type") == "fal-cdn-v3"
+
+
+async def test_concurrent_uploads_of_the_same_content_encode_and_upload_once(fal_env):
+    produced = []
+
+    def produce():
+        produced.append(1)
+        return png_bytes((7, 7, 7)), "image/png"
+
+    async with FalClient() as client:
+        urls = await asyncio.gather(*(client.upload_once("same-key", produce) for _ in range(4)))
+    assert len(set(urls)) == 1
+    assert len(produced) == 1 and fal_env.count("upload") == 1

@@ -224,3 +224,10 @@ def test_defaults_are_what_fal_documents():
     assert defaults["guidance_scale"] == 3.5 and defaults["num_images"] == 1
     assert defaults["safety_tolerance"] == "2" and defaults["output_format"] == "jpeg"
     assert defaults["aspect_ratio"] == "auto" and defaults["model"] == "pro"
+
+
+async def test_two_nodes_sharing_a_reference_upload_it_once(fal_env):
+    shared = solid(RED, 64, 64)
+    await asyncio.gather(call_node(FalKontextMulti, prompt="a", images=shared),
+                         call_node(FalKontextMulti, prompt="b", images=shared))
+    assert fal_env.count("upload") == 1 and len(fal_env.submits()) == 2

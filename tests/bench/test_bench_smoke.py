@@ -1,0 +1,67 @@
+"""Every benchmark runs end to end in its tiny mode and reports numbers (no timing asserts).
+
+The benchmarks are kept out of the normal figures: this only proves `python -m bench.run_all`
+still works against the current pack, stand-in and fal_client.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BENCHMARKS = ("overhead", "png", "rerun", "concurrency", "memory", "scaling")
+EXPECTED_TARGETS = {"overhead": {"P1", "P2"}, "png": {"P3"}, "rerun": {"P4"},
+                    "concurrency": {"P5"}, "memory": {"P6"}, "scaling": {"Scaling"}}
+
+pytest.importorskip("fal_client", reason="the baseline needs fal-client (pip install .[bench])")
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT),
+                                                                     os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-m", "bench.run_all", "--smoke",
+                           "--out", str(out / "results.md"), "--json", str(out / "results.json")],
+                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=110)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    return json.loads((out / "results.json").read_text()), (out / "results.md").read_text()
+
+
+def _numbers(value):
+    if isinstance(value, bool):
+        return
+    if isinstance(value, (int, float)):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _numbers(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _numbers(item)
+
+
+@pytest.mark.parametrize("name", BENCHMARKS)
+def test_each_benchmark_reports_finite_numbers_and_its_targets(smoke_run, name):
+    report, _ = smoke_run
+    assert not report["errors"], report["errors"]
+    result = report["results"][name]
+    assert {target["name"] for target in result["targets"]} == EXPECTED_TARGETS[name]
+    for target in result["targets"]:
+        assert target["measured"] and target["met"] in (True, False)
+    numbers = list(_numbers(result["numbers"]))
+    assert numbers and all(math.isfinite(n) for n in numbers)
+
+
+def test_the_report_describes_the_machine_and_lists_every_target(smoke_run):
+    _, markdown = smoke_run
+    for field in ("CPU", "cores", "Python", "fal-client", "pillow", "torch"):
+        assert f"| {field} |" in markdown
+    for target in ("P1", "P2", "P3", "P4", "P5", "P6", "Scaling"):
+        assert f"| {target} |" in markdown
