@@ -24,11 +24,12 @@ DEFAULT_PNG_COMPRESS_LEVEL = 1
 PNG_ZLIB_STRATEGY = zlib.Z_RLE
 
 _CHANNEL_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+_CONVERSION_BLOCK_VALUES = 4_000_000  # ~16 MB of float32 per step of reference_frames
 
 
 def reference_frames(input_name: str, image: object) -> list[np.ndarray]:
     """Validate an IMAGE input (`[B,H,W,C]` or `[H,W,C]`, C in 1..4) and split it into uint8
-    HxWxC frames in batch order. Alpha is kept; the whole batch is converted at once."""
+    HxWxC frames in batch order. Alpha is kept; conversion is vectorised over row blocks."""
     if not isinstance(image, torch.Tensor):
         raise InvalidInputError(input_name, f"expected an IMAGE tensor but got "
                                             f"{type(image).__name__}; connect an IMAGE output to it")
@@ -53,15 +54,21 @@ def reference_frames(input_name: str, image: object) -> list[np.ndarray]:
                                             "check the node that produced it")
     if not image.is_floating_point():
         raise InvalidInputError(input_name, f"has dtype {image.dtype}; IMAGE tensors hold floats 0..1")
-    # Checked before the float32 cast so a finite float64 can't become inf and be misreported.
-    if not torch.isfinite(image).all():
-        raise InvalidInputError(input_name, "contains NaN or infinite values; "
-                                            "check the node that produced it")
-    # Clamp because some nodes overshoot 0..1 slightly (resamplers, blends); rounding, not
-    # truncation, so a uint8 -> float -> uint8 round trip is exact. In-place ops after the one
-    # copy that clamp makes.
-    as_float = image.to(device="cpu", dtype=torch.float32)
-    pixels = as_float.clamp(0, 1).mul_(255).round_().to(torch.uint8).contiguous().numpy()
+    pixels = np.empty((batch, height, width, channels), dtype=np.uint8)
+    # Row blocks keep the temporary float copies small even for an 8k frame.
+    rows_per_block = max(1, _CONVERSION_BLOCK_VALUES // (width * channels))
+    for index in range(batch):
+        for top in range(0, height, rows_per_block):
+            block = image[index, top:top + rows_per_block]
+            # Checked before the float32 cast so a finite float64 can't become inf.
+            if not torch.isfinite(block).all():
+                raise InvalidInputError(input_name, "contains NaN or infinite values; "
+                                                    "check the node that produced it")
+            # Clamp because some nodes overshoot 0..1 slightly (resamplers, blends); rounding,
+            # not truncation, so a uint8 -> float -> uint8 round trip is exact.
+            as_float = block.to(device="cpu", dtype=torch.float32)
+            converted = as_float.clamp(0, 1).mul_(255).round_().to(torch.uint8)
+            pixels[index, top:top + rows_per_block] = converted.numpy()
     return list(pixels)
 
 

@@ -31,9 +31,11 @@ def count_frames(inputs: Mapping[str, Any], input_names: Sequence[str]) -> int:
     total = 0
     for name in input_names:
         image = inputs.get(name)
+        if image is None:
+            continue
         shape = getattr(image, "shape", None)
-        if shape is not None and len(shape) >= 3:
-            total += int(shape[0]) if len(shape) == 4 else 1
+        # Anything else counts as one, so reference_frames later names what is wrong with it.
+        total += int(shape[0]) if shape is not None and len(shape) == 4 else 1
     return total
 
 
