@@ -11,7 +11,8 @@ from typing import Any, Callable, Sequence
 from ..client import FalClient
 from ..client.data_uri import encode_data_uri
 from ..client.errors import (DecodeError, DownloadError, FalError, InvalidInputError,
-                             SafetyFilterError, SubmitUncertainError, ValidationError)
+                             RequestRejectedError, SafetyFilterError, SubmitUncertainError,
+                             ValidationError)
 from ..client.logs import logger
 from ..client.queue_types import QueueUpdate, RequestHandle
 from . import models as m
@@ -23,6 +24,7 @@ from .spending import PROCESS_SPENDING, SpendTracker
 
 Decoder = Callable[[bytes], Any]  # raises DecodeError for bytes that are not a usable image
 
+_NO_SUCH_ROUTE = (404, 405)
 # fal's error types for a reference it could not fetch or read.
 _UNFETCHABLE_REFERENCE_TYPES = {"file_download_error", "image_load_error"}
 
@@ -136,15 +138,30 @@ async def _reference_urls(client: FalClient, references: Sequence[Reference], tr
 
     async def one(reference: Reference) -> str:
         nonlocal done
-        if transport == "data_uri":
-            url = encode_data_uri(*await asyncio.to_thread(reference.encode))
-        else:
-            url = await client.upload_once(reference.key, reference.encode)
+        url = (await _uploaded_or_inline(client, reference) if transport == "upload"
+               else await _inline(reference))
         done += 1
         progress.uploaded(done, len(references))
         return url
 
     return list(await asyncio.gather(*(one(ref) for ref in references)))
+
+
+async def _inline(reference: Reference) -> str:
+    return encode_data_uri(*await asyncio.to_thread(reference.encode))
+
+
+async def _uploaded_or_inline(client: FalClient, reference: Reference) -> str:
+    """The reference's storage URL; inline when the server has no storage routes at all (a
+    proxy or gateway that only forwards the queue), rather than failing the run."""
+    try:
+        return await client.upload_once(reference.key, reference.encode)
+    except RequestRejectedError as error:
+        if error.status_code not in _NO_SUCH_ROUTE:
+            raise
+        logger.warning("fal storage is not available here (%s); sending %s inline as a data URI",
+                       error, reference.label)
+        return await _inline(reference)
 
 
 async def _submit_and_wait(client: FalClient, request: EditRequest, urls: list[str],

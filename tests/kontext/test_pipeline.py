@@ -41,3 +41,25 @@ async def test_an_undecodable_result_names_the_job_and_is_never_cached(fal_env, 
         result = await run_edit(client, request, [reference((1, 2, 3))], result_cache=cache)
     assert len(fal_env.submits()) == 2, "the broken result was not served from the cache"
     assert result.images and not result.info["cached"]
+
+
+async def test_without_any_storage_route_references_travel_inline(fal_env):
+    not_found = {"status": 404, "body": b'{"detail": "Not Found"}'}
+    fal_env.faults.add("token", times=10, **not_found)
+    fal_env.faults.add("initiate", times=10, **not_found)
+    request = EditRequest(model=MULTI_MODELS["pro"], prompt="p", seed=2)
+    async with FalClient() as client:
+        result = await run_edit(client, request, [reference((1, 2, 3)), reference((4, 5, 6))])
+    assert result.images
+    image_urls = next(iter(fal_env.jobs.values())).arguments["image_urls"]
+    assert len(image_urls) == 2 and all(url.startswith("data:image/png;base64,") for url in image_urls)
+
+
+async def test_a_storage_refusal_other_than_missing_routes_still_fails(fal_env):
+    from fal_kontext.client import AuthError
+    fal_env.faults.add("token", times=10, status=403, body=b'{"detail": "no storage for you"}')
+    request = EditRequest(model=MULTI_MODELS["pro"], prompt="p", seed=2)
+    async with FalClient() as client:
+        with pytest.raises(AuthError):
+            await run_edit(client, request, [reference((1, 2, 3))])
+    assert not fal_env.submits()
