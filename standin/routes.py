@@ -93,6 +93,15 @@ def _find_job(state: State, params: dict[str, str]) -> Job | None:
     return None
 
 
+def _authorized_job(state: State, request: RecordedRequest, params: dict[str, str]) -> Job | Reply:
+    """The job a request-id route names, or the reply refusing it (bad key, unknown id)."""
+    refusal = _key_refusal(state, request)
+    if refusal:
+        return refusal
+    job = _find_job(state, params)
+    return job if job is not None else not_found("Request not found")
+
+
 def _wants_logs(request: RecordedRequest) -> bool:
     return request.query.get("logs", "0").strip().lower() in ("1", "true", "yes")
 
@@ -144,24 +153,18 @@ def submit(state: State, request: RecordedRequest, params: dict[str, str]) -> Re
 
 
 def status(state: State, request: RecordedRequest, params: dict[str, str]) -> Reply:
-    refusal = _key_refusal(state, request)
-    if refusal:
-        return refusal
-    job = _find_job(state, params)
-    if job is None:
-        return not_found("Request not found")
+    job = _authorized_job(state, request, params)
+    if not isinstance(job, Job):
+        return job
     payload = status_payload(state, job, time.monotonic(), _wants_logs(request))
     return _with_id(json_reply(200, payload), job.request_id)
 
 
 def status_stream(state: State, request: RecordedRequest,
                   params: dict[str, str]) -> Reply | StreamReply:
-    refusal = _key_refusal(state, request)
-    if refusal:
-        return refusal
-    job = _find_job(state, params)
-    if job is None:
-        return not_found("Request not found")
+    job = _authorized_job(state, request, params)
+    if not isinstance(job, Job):
+        return job
     with_logs = _wants_logs(request)
 
     def events() -> Any:
@@ -185,12 +188,9 @@ def status_stream(state: State, request: RecordedRequest,
 
 
 def result(state: State, request: RecordedRequest, params: dict[str, str]) -> Reply:
-    refusal = _key_refusal(state, request)
-    if refusal:
-        return refusal
-    job = _find_job(state, params)
-    if job is None:
-        return not_found("Request not found")
+    job = _authorized_job(state, request, params)
+    if not isinstance(job, Job):
+        return job
     if job.status_at(time.monotonic()) != COMPLETED:
         return _with_id(json_reply(400, {"detail": "Request is still in progress"}), job.request_id)
     outcome = job.outcome()
