@@ -25,12 +25,12 @@ Pillow's default PNG, both talking to the same stand-in server on this machine, 
 interleaved, medians of several rounds, ratios taken within the same round. Full report with
 every table: [bench/results.md](bench/results.md)."""
 
-BENCH_P5 = """**P5 is missed on this 2-core machine, by 0.1x.** Eight nodes with eight different pairs of
-fresh 1 MP references must PNG-encode 16 images (about 1.1 CPU-seconds, on threads that do run in
-parallel), and the stand-in server decodes and renders on the same two cores. The requests
-themselves overlap fully: with the references already uploaded (P5'), eight nodes take only
-about 1.1x the time of one. PNG with zlib's RLE strategy cut the encode cost by ~30 %
-(1.84x -> 1.6x); going further means sending bigger (level 0) or lossy references, which costs
+BENCH_P5 = """**P5 is missed on this 2-core machine** (see its row). Eight nodes with eight different
+pairs of fresh 1 MP references must PNG-encode 16 images (over a CPU-second, on threads that do
+run in parallel), while the stand-in server decodes and renders on the same two cores. The
+requests themselves overlap fully: with the references already uploaded (P5'), eight nodes take
+little more than one. PNG with zlib's RLE strategy cut the encode cost by about 30 % (P5 was
+1.84x before it); going further means sending bigger (level 0) or lossy references, which costs
 more on a real uplink than it saves here."""
 
 RELIABILITY_INTRO = """## Reliability, security and spend safety
