@@ -28,17 +28,16 @@ async def _measure(standin: h.StandIn, mode: h.Mode, points: list[tuple[int, int
             fixtures = [[h.photo_like(side, side, next(seeds)) for _ in range(count)]
                         for _ in range(mode.scaling_runs)]
 
-            async def pack(i: int) -> float:
+            async def pack(i: int, fixtures: list = fixtures) -> float:
                 call = await h.run_pack(fixtures[i], max_reference_megapixels=0.0)
                 return call.wall - standin.processing_delay
 
-            async def baseline(i: int) -> float:
+            async def baseline(i: int, fixtures: list = fixtures) -> float:
                 call = await h.run_baseline(fal, fixtures[i])
                 return call.wall - standin.processing_delay
 
             measured[(count, side)] = await h.interleaved(mode.scaling_runs,
                                                           {"pack": pack, "baseline": baseline})
-            del fixtures
     finally:
         await h.close_fal_client(fal)
     return measured

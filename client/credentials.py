@@ -57,7 +57,8 @@ def _key_from_config(path: Path) -> str | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise ConfigurationError(f"Cannot read the fal-kontext config file {path}: {exc.strerror}")
+        raise ConfigurationError(
+            f"Cannot read the fal-kontext config file {path}: {exc.strerror}") from None
     try:
         value = json.loads(text).get(CONFIG_KEY_FIELD) if text.strip() else None
     except (json.JSONDecodeError, AttributeError):

@@ -95,7 +95,7 @@ def rewrite_readme() -> None:
     text = README.read_text()
     for name, render in BLOCKS.items():
         block = f"<!-- {name}:start -->\n{render()}\n<!-- {name}:end -->"
-        text = re.sub(rf"<!-- {name}:start -->.*?<!-- {name}:end -->", lambda _: block, text,
+        text = re.sub(rf"<!-- {name}:start -->.*?<!-- {name}:end -->", lambda _, block=block: block, text,
                       flags=re.DOTALL)
     README.write_text(text)
 

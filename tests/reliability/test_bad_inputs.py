@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from node_calls import call_node, solid
-from fal_kontext.client import (ConfigurationError, DecodeError, FalError, InvalidInputError,
+from fal_kontext.client import (ConfigurationError, DecodeError, InvalidInputError,
                                 ValidationError)
 from fal_kontext.kontext import models as m
 from fal_kontext.kontext.edit_request import EditRequest

@@ -16,7 +16,6 @@ from node_calls import call_node, solid, widget_defaults
 from fal_kontext.client import FalClient, FalHosts, errors
 from fal_kontext.client.errors import ConfigurationError, DownloadError, FalError, FieldError
 from fal_kontext.nodes.kontext_nodes import FalKontextMulti
-from fal_kontext.standin import StandInServer
 from foreign_host import ForeignHost
 from results_book import table
 from support import TEST_KEY
