@@ -5,6 +5,7 @@ import asyncio
 import json
 from typing import Any
 
+from ..client.errors import InvalidInputError
 from ..kontext import models as m
 from ..kontext.edit_request import EditRequest
 from ..kontext.pipeline import EditOptions, EditResult, run_edit
@@ -13,7 +14,7 @@ from ..kontext.result_cache import default_result_cache
 from .client_pool import shared_client
 from .comfy_bridge import NodeBridge
 from .image_tensors import stack_results
-from .node_inputs import node_input_types, reference_socket
+from .node_inputs import DEFAULT_MAX_REFERENCE_MEGAPIXELS, node_input_types, reference_socket
 from .references import collect_references, count_frames
 
 CATEGORY = "api node/image/fal Kontext"
@@ -37,8 +38,9 @@ class _KontextNode:
     async def edit(self, prompt: str, model: str, seed: int, guidance_scale: float,
                    num_images: int, aspect_ratio: str, output_format: str, safety_tolerance: str,
                    enhance_prompt: bool, sync_mode: bool, reference_transport: str = "upload",
-                   max_reference_megapixels: float = 4.0, timeout_seconds: int = 600,
-                   nsfw_policy: str = "drop", use_result_cache: bool = True,
+                   max_reference_megapixels: float = DEFAULT_MAX_REFERENCE_MEGAPIXELS,
+                   timeout_seconds: int = int(m.DEFAULT_TIMEOUT_SECONDS),
+                   nsfw_policy: str = m.NSFW_POLICIES[0], use_result_cache: bool = True,
                    unique_id: str | None = None, **reference_inputs: Any) -> tuple[Any, int, str]:
         request = EditRequest(
             model=self.MODELS.get(model) or self._unknown_model(model), prompt=prompt, seed=seed,
@@ -66,7 +68,6 @@ class _KontextNode:
                                   result_cache=default_result_cache() if use_result_cache else None)
 
     def _unknown_model(self, model: str) -> m.KontextModel:
-        from ..client.errors import InvalidInputError
         raise InvalidInputError("model", f"must be one of {', '.join(self.MODELS)}; got {model!r}")
 
 
