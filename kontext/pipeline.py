@@ -187,7 +187,7 @@ async def _submit_and_wait(client: FalClient, request: EditRequest, urls: list[s
 
 
 def _unfetchable_cached_urls(error: ValidationError, urls: list[str]) -> list[str]:
-    """URLs fal said it could not fetch, if they came from our upload cache."""
+    """The http(s) reference URLs fal said it could not fetch or read (by field location)."""
     stale = []
     for field_error in error.fields:
         location = [p for p in field_error.location if p != "body"]
