@@ -15,166 +15,28 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
-import uuid
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import pytest
+from comfyui_process import (
+    COMFYUI_DIR, COMFYUI_PYTHON, HAVE_COMFYUI, PACK_ROOT, ComfyUI, link_pack, messages)
+from fal_kontext.nodes.price_route import PRICES_ROUTE, price_table
+from fal_kontext.nodes.sample_inputs import sample_files
 from fal_kontext.standin import StandInServer
 
-PACK_ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = PACK_ROOT / "workflows"
 API_WORKFLOWS = sorted((WORKFLOWS / "api").glob("*.json"))
 UI_WORKFLOWS = sorted(WORKFLOWS.glob("*.json"))
-SAMPLE_INPUTS = WORKFLOWS / "inputs"
 KONTEXT_NODES = ("FalKontextMulti", "FalKontextEdit")
-LINK_NAME = "fal-kontext"
 TEST_KEY = "test-key-123"
-STARTUP_TIMEOUT = 180.0
-RUN_TIMEOUT = 120.0
-
-COMFYUI_DIR = os.environ.get("COMFYUI_DIR", "").strip()
-COMFYUI_PYTHON = os.environ.get("COMFYUI_PYTHON", "").strip() or sys.executable
 
 pytestmark = [
-    pytest.mark.skipif(not COMFYUI_DIR or not (Path(COMFYUI_DIR) / "main.py").is_file(),
+    pytest.mark.skipif(not HAVE_COMFYUI,
                        reason="set COMFYUI_DIR to a ComfyUI checkout to run the pack in ComfyUI"),
     pytest.mark.timeout(600),
 ]
-
-
-# --------------------------------------------------------------------------- ComfyUI process
-
-class ComfyUI:
-    """A ComfyUI subprocess and a tiny HTTP client for its API."""
-
-    def __init__(self, root: Path, python: str, env: dict[str, str], work: Path) -> None:
-        self.root, self.python, self.env, self.work = root, python, env, work
-        self.input_dir, self.output_dir = work / "input", work / "output"
-        self.temp_dir, self.user_dir = work / "temp", work / "user"
-        self.log_path = work / "comfyui.log"
-        self.port = _free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen | None = None
-        self._log = None
-
-    # lifecycle
-    def start(self) -> None:
-        for folder in (self.input_dir, self.output_dir, self.temp_dir, self.user_dir):
-            folder.mkdir(parents=True, exist_ok=True)
-        command = [self.python, "main.py", "--cpu", "--listen", "127.0.0.1",
-                   "--port", str(self.port), "--disable-auto-launch",
-                   "--input-directory", str(self.input_dir),
-                   "--output-directory", str(self.output_dir),
-                   "--temp-directory", str(self.temp_dir),
-                   "--user-directory", str(self.user_dir),
-                   "--database-url", "sqlite:///:memory:"]
-        self._log = open(self.log_path, "wb")
-        self.process = subprocess.Popen(command, cwd=self.root, env=self.env, stdout=self._log,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"ComfyUI exited with {self.process.returncode}:\n{self.log_tail()}")
-            try:
-                self.get("/system_stats", timeout=2)
-                return
-            except (OSError, urllib.error.URLError):
-                time.sleep(0.5)
-        raise RuntimeError(f"ComfyUI did not answer within {STARTUP_TIMEOUT:.0f} s:\n{self.log_tail()}")
-
-    def stop(self) -> None:
-        # SIGINT is what Ctrl+C does (ComfyUI exits cleanly); a process started from a background
-        # shell inherits SIGINT as ignored, so fall back to SIGTERM, then SIGKILL.
-        for stop_signal in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
-            if self.process is None or self.process.poll() is not None:
-                break
-            self.process.send_signal(stop_signal)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                continue
-        if self._log is not None:
-            self._log.close()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def log_tail(self, lines: int = 60) -> str:
-        return "\n".join(self.log().splitlines()[-lines:])
-
-    # HTTP
-    def get(self, path: str, timeout: float = 10) -> Any:
-        with urllib.request.urlopen(self.base + path, timeout=timeout) as response:
-            return json.load(response)
-
-    def post(self, path: str, body: Any) -> bytes:
-        request = urllib.request.Request(self.base + path, data=json.dumps(body).encode(),
-                                         headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return response.read()
-        except urllib.error.HTTPError as error:
-            raise AssertionError(f"POST {path} -> {error.code}: {error.read().decode()[:4000]}")
-
-    def queue(self, prompt: dict) -> str:
-        answer = json.loads(self.post("/prompt", {"prompt": prompt, "client_id": uuid.uuid4().hex}))
-        assert not answer.get("node_errors"), answer
-        return answer["prompt_id"]
-
-    def wait(self, prompt_id: str, timeout: float = RUN_TIMEOUT) -> dict:
-        """The history entry of a finished prompt (success, error or interrupted)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            entry = self.get(f"/history/{prompt_id}").get(prompt_id)
-            if entry is not None and entry.get("status", {}).get("status_str") in ("success", "error"):
-                return entry
-            time.sleep(0.25)
-        raise AssertionError(f"prompt {prompt_id} not finished after {timeout:.0f} s:\n{self.log_tail()}")
-
-    def run(self, prompt: dict) -> dict:
-        entry = self.wait(self.queue(prompt))
-        assert entry["status"]["status_str"] == "success", (
-            f"{_messages(entry)}\n--- ComfyUI log ---\n{self.log_tail()}")
-        return entry
-
-    def saved_images(self, entry: dict) -> list[Path]:
-        files = []
-        for output in entry["outputs"].values():
-            for image in output.get("images", []):
-                if image.get("type") == "output":
-                    files.append(self.output_dir / image.get("subfolder", "") / image["filename"])
-        return files
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _messages(entry: dict) -> list[tuple[str, dict]]:
-    return [(name, data) for name, data in entry["status"].get("messages", [])]
-
-
-def _link_pack(custom_nodes: Path) -> str:
-    """The custom_nodes entry that is this pack; a symlink is made if there is none."""
-    for entry in custom_nodes.iterdir():
-        if entry.is_dir() and entry.resolve() == PACK_ROOT:
-            return entry.name
-    link = custom_nodes / LINK_NAME
-    if link.exists() or link.is_symlink():
-        pytest.fail(f"{link} exists but is not this pack ({PACK_ROOT}); remove it or link the pack")
-    link.symlink_to(PACK_ROOT, target_is_directory=True)
-    return link.name
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -188,7 +50,7 @@ def standin() -> Iterator[StandInServer]:
 @pytest.fixture(scope="module")
 def comfy(standin: StandInServer, tmp_path_factory) -> Iterator[tuple[ComfyUI, str]]:
     root = Path(COMFYUI_DIR).resolve()
-    pack_folder = _link_pack(root / "custom_nodes")
+    pack_folder = link_pack(root / "custom_nodes")
     work = tmp_path_factory.mktemp("comfyui")
     env = {name: value for name, value in os.environ.items()
            if not name.startswith(("FAL_", "PYTEST_"))}
@@ -201,11 +63,7 @@ def comfy(standin: StandInServer, tmp_path_factory) -> Iterator[tuple[ComfyUI, s
     })
     server = ComfyUI(root, COMFYUI_PYTHON, env, work)
     try:
-        server.start()
-        if SAMPLE_INPUTS.is_dir():
-            for sample in SAMPLE_INPUTS.iterdir():
-                if sample.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp"):
-                    shutil.copy2(sample, server.input_dir / sample.name)
+        server.start()  # with an empty --input-directory: the pack brings its sample images
         yield server, pack_folder
     finally:
         server.stop()
@@ -229,6 +87,26 @@ def _load(path: Path) -> dict:
 
 
 # --------------------------------------------------------------------------- tests
+
+def test_an_empty_input_folder_gets_the_sample_images_on_load(comfy):
+    server, _ = comfy
+    samples = sample_files()
+    assert samples
+    assert sorted(path.name for path in server.input_dir.iterdir()) == [s.name for s in samples]
+    for sample in samples:
+        assert (server.input_dir / sample.name).read_bytes() == sample.read_bytes()
+    assert "sample image(s) for the example workflows" in server.log()
+
+
+def test_the_price_badge_route_serves_the_price_table(comfy):
+    server, _ = comfy
+    assert server.get("/api" + PRICES_ROUTE) == server.get(PRICES_ROUTE) == price_table()
+
+
+def test_the_frontend_extension_is_served(comfy):
+    server, pack_folder = comfy
+    assert f"/extensions/{pack_folder}/kontext_price_badge.js" in server.get("/extensions")
+
 
 def test_pack_loads_without_import_failure(comfy):
     server, pack_folder = comfy
@@ -322,9 +200,9 @@ def test_interrupt_cancels_the_fal_job_and_reports_interrupted(comfy, standin):
         took = time.monotonic() - interrupted_at
     finally:
         standin.processing_delay = 1.0
-    names = [name for name, _ in _messages(entry)]
-    assert "execution_interrupted" in names, _messages(entry)
-    assert "execution_error" not in names, _messages(entry)
+    names = [name for name, _ in messages(entry)]
+    assert "execution_interrupted" in names, messages(entry)
+    assert "execution_error" not in names, messages(entry)
     assert took < 10, f"the interrupt took {took:.1f} s to end the prompt"
     assert len(standin.cancels()) == 1, [r.path for r in standin.requests]
     cancelled_id = standin.cancels()[0].path.rstrip("/").split("/")[-2]  # .../requests/<id>/cancel
@@ -334,3 +212,22 @@ def test_interrupt_cancels_the_fal_job_and_reports_interrupted(comfy, standin):
     # The next prompt runs normally after an interrupt.
     standin.clear_requests()
     assert server.saved_images(server.run(_with_seeds(prompt, 1)))
+
+
+def test_a_second_start_neither_duplicates_nor_overwrites(comfy):
+    """Restart on the same input folder: a user's edit of a sample stays, nothing is added."""
+    server, _ = comfy
+    samples = sample_files()
+    edited = server.input_dir / samples[0].name
+    edited.write_bytes(b"the user's own picture, same name")
+    (server.input_dir / "holiday.png").write_bytes(b"the user's")
+    before = {path.name: (path.read_bytes(), path.stat().st_mtime_ns)
+              for path in server.input_dir.iterdir()}
+    server.stop()
+    server.start()
+    after = {path.name: (path.read_bytes(), path.stat().st_mtime_ns)
+             for path in server.input_dir.iterdir()}
+    assert after == before
+    # ...and the shipped workflows still queue (the edited file is the user's to keep).
+    edited.write_bytes(samples[0].read_bytes())
+    server.run(_with_seeds(_load(API_WORKFLOWS[0]), 300_000))
