@@ -48,6 +48,17 @@ def test_comfy_registry_metadata_is_present():
 def test_readme_lists_exactly_the_shipped_workflows():
     text = (ROOT / "README.md").read_text()
     block = text[text.index("<!-- workflows:start -->"):text.index("<!-- workflows:end -->")]
-    listed = set(re.findall(r"`(Kontext_[A-Za-z0-9_]+)`", block))
+    listed = set(re.findall(r"`(Kontext - [^`]+)`", block))
     shipped = {path.stem for path in (ROOT / "workflows").glob("*.json")}
     assert listed == shipped
+
+
+def test_readme_pictures_resolve_outside_the_repository_too():
+    # The registry package leaves docs/screenshots/ out (.comfyignore), and the registry shows
+    # the README: a relative link to a screenshot would be a broken image there.
+    ignored = [line.strip().rstrip("/") for line in (ROOT / ".comfyignore").read_text().splitlines()
+               if line.strip() and not line.startswith("#")]
+    for target in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", (ROOT / "README.md").read_text()):
+        if not target.startswith("https://") and target.startswith("docs/"):
+            assert not any(target.startswith(folder + "/") for folder in ignored), target
+            assert (ROOT / target).is_file(), target

@@ -37,6 +37,10 @@ async function openComfyUI(browser) {
   await page.waitForFunction(() => window.app?.graph && window.app?.canvas, null, { timeout: 120_000 });
   await sleep(3000);
   await page.keyboard.press("Escape");
+  await page.evaluate(async () => {
+    // The minimap would cover the bottom right of the screenshots.
+    await window.app.extensionManager.setting?.set?.("Comfy.Minimap.Visible", false);
+  }).catch(() => {});
   await page.evaluate(() => {
     // Record what the server tells the page: progress texts and how each prompt ended.
     const api = window.app.api;
@@ -54,14 +58,22 @@ async function templatesBrowser(page) {
   await sleep(2500);
   // The pack's category: the folder name, under "Custom Nodes" (1.27) or "Extensions" (1.58).
   const category = page.getByText(PACK_FOLDER, { exact: true }).first();
+  if (!(await category.isVisible())) { // 1.27: the sidebar's Templates button opens the browser
+    await page.getByText("Templates", { exact: true }).first().click();
+    await sleep(2500);
+  }
   try {
     await category.click({ timeout: 10_000 });
   } catch (error) {
     findings.templates.category_click_error = String(error).slice(0, 200);
   }
-  await sleep(3000);
+  await page.waitForFunction((count) => [...document.querySelectorAll("img")].filter(
+    (img) => decodeURI(img.src).includes("/workflow_templates/") && img.complete
+      && img.naturalWidth > 0).length >= count, WORKFLOWS.length, { timeout: 15_000 })
+    .catch(() => {});
+  await sleep(1000);
   const images = await page.evaluate((folder) => [...document.querySelectorAll("img")]
-    .filter((img) => img.src.includes(`/workflow_templates/${folder}/`))
+    .filter((img) => decodeURI(img.src).includes(`/workflow_templates/${folder}/`))
     .map((img) => ({ src: img.src, loaded: img.complete && img.naturalWidth > 0,
                      width: img.naturalWidth })), PACK_FOLDER);
   findings.templates.thumbnails = images;
@@ -94,7 +106,8 @@ async function viewCheck(page) {
       return x0 >= rect.left && y0 >= rect.top && x1 <= rect.right && y1 <= rect.bottom;
     };
     return app.graph._nodes.map((node) => ({ type: node.type, id: node.id, visible: inView(node),
-                                             size: [...node.size] }));
+                                             size: [...node.size], min_size: [...node.computeSize()],
+                                             scale }));
   });
 }
 
@@ -155,6 +168,7 @@ async function run(page, name, label, { midRunShot = null, seedOffset = 0, promp
   }
   const end = await waitForEnd(page, before);
   await sleep(1500); // let the last progress text arrive and the canvas redraw
+  if (end.name === "execution_error") result.dialog = await shot(page, `${label}_dialog`);
   await page.keyboard.press("Escape"); // close an error dialog, if any, so the node is visible
   await sleep(500);
   result.end = end.name;
@@ -169,34 +183,47 @@ const browser = await chromium.launch({
   args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"],
 });
+const step = async (name, action) => {
+  try {
+    await action();
+  } catch (error) {
+    findings.errors ??= {};
+    findings.errors[name] = String(error).slice(0, 500);
+  }
+};
 try {
   const page = await openComfyUI(browser);
   findings.frontend_version = await page.evaluate(() => window.__COMFYUI_FRONTEND_VERSION__ ?? null);
-  await templatesBrowser(page);
+  await step("templates", () => templatesBrowser(page));
 
   for (const name of WORKFLOWS) {
-    await loadWorkflow(page, name);
-    findings.views[name] = { nodes: await viewCheck(page), screenshot: await shot(page, `loaded_${name}`) };
+    await step(`view ${name}`, async () => {
+      await loadWorkflow(page, name);
+      findings.views[name] = { nodes: await viewCheck(page), screenshot: await shot(page, `loaded_${name}`) };
+    });
   }
 
   // Price badge: follows num_images and model.
-  await loadWorkflow(page, WORKFLOWS[0]);
-  const nodeId = await kontextNodeId(page);
-  for (const [model, count] of [["pro", 1], ["pro", 3], ["max", 3]]) {
-    await setWidget(page, nodeId, "model", model);
-    await setWidget(page, nodeId, "num_images", count);
-    findings.badge[`${model}x${count}`] = await badgeText(page, nodeId);
-    await shot(page, `badge_${model}_x${count}`);
-  }
+  await step("badge", async () => {
+    await loadWorkflow(page, WORKFLOWS[0]);
+    const nodeId = await kontextNodeId(page);
+    for (const [model, count] of [["pro", 1], ["pro", 3], ["max", 3]]) {
+      await setWidget(page, nodeId, "model", model);
+      await setWidget(page, nodeId, "num_images", count);
+      findings.badge[`${model}x${count}`] = await badgeText(page, nodeId);
+      await shot(page, `badge_${model}_x${count}`);
+    }
+  });
 
   // Every workflow runs as shipped (the first one with a mid-run picture).
   for (const [index, name] of WORKFLOWS.entries()) {
-    await run(page, name, `done_${name}`, { midRunShot: index === 0 ? "mid_run" : null });
+    await step(`run ${name}`, () => run(page, name, `done_${name}`,
+                                        { midRunShot: index === 0 ? "mid_run" : null }));
   }
   // A cancelled run and a failed one (the stand-in fails prompts tagged [policy]).
-  await run(page, WORKFLOWS[0], "cancelled", { seedOffset: 7001, cancelAfterMs: 1500 });
-  await run(page, WORKFLOWS[0], "failed", { seedOffset: 7002,
-                                           prompt: "Put the duckling on the t-shirt [policy]" });
+  await step("cancel", () => run(page, WORKFLOWS[0], "cancelled", { seedOffset: 7001, cancelAfterMs: 1500 }));
+  await step("fail", () => run(page, WORKFLOWS[0], "failed", {
+    seedOffset: 7002, prompt: "Put the duckling from image 2 on the t-shirt in image 1 [policy]" }));
 } finally {
   await browser.close();
 }

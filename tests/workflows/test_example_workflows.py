@@ -140,8 +140,43 @@ def test_every_ui_workflow_has_an_api_copy_of_the_same_name_and_back():
     assert [p.name for p in UI_FILES] == [p.name for p in API_FILES]
 
 
-def test_template_names_are_prefixed_so_they_sort_together():
-    assert all(path.stem.startswith("Kontext_") for path in UI_FILES)
+def test_template_names_are_readable_titles_that_sort_together():
+    # Both frontends (1.27, 1.58) title a custom-node template with its file name and cut it
+    # at about 32 characters; they read no title or description from the JSON.
+    for path in UI_FILES:
+        assert path.stem.startswith("Kontext - ") and len(path.stem) <= 32, path.stem
+        assert "_" not in path.stem, "the card shows the raw name: words, not snake_case"
+
+
+@pytest.mark.parametrize("path", [paired(p) for p in UI_FILES])
+def test_every_template_has_its_thumbnail(path):
+    thumbnail = path.with_suffix(".jpg")
+    assert thumbnail.is_file(), f"{thumbnail.name}: the Templates browser shows a placeholder"
+    assert thumbnail.stat().st_size <= 80 * 1024
+    with Image.open(thumbnail) as image:
+        assert image.format == "JPEG" and image.size == (512, 512)
+
+
+# The canvas of a 1600x1000 window, in canvas pixels, for both frontends: 1.27's canvas starts
+# below its 70 px menu bar, 1.58's below its 36 px tab bar with a toolbar floating over the next
+# 40 px; the sidebar (56 px) may sit over the canvas's left edge.
+VIEW_LEFT, VIEW_TOP, VIEW_RIGHT, VIEW_BOTTOM = 60, 40, 1600 - 56, 1000 - 70
+LOAD_IMAGE_MIN_HEIGHT = 326  # both frontends grow a Load Image to this once its picture shows
+
+
+@pytest.mark.parametrize("path", [paired(p) for p in UI_FILES])
+def test_the_saved_view_shows_every_node_whole(path):
+    """The Kontext node (its status line is its last row), the inputs and the result."""
+    workflow = load(path)
+    scale, (dx, dy) = workflow["extra"]["ds"]["scale"], workflow["extra"]["ds"]["offset"]
+    for node in workflow["nodes"]:
+        (x, y), (w, h) = node["pos"], node["size"]
+        if node["type"] == "LoadImage":
+            h = max(h, LOAD_IMAGE_MIN_HEIGHT)
+        left, top = (x + dx) * scale, (y - 30 + dy) * scale  # 30: the title bar above pos
+        right, bottom = (x + w + dx) * scale, (y + h + dy) * scale
+        assert VIEW_LEFT <= left and VIEW_TOP <= top, f"node {node['id']} starts off screen"
+        assert right <= VIEW_RIGHT and bottom <= VIEW_BOTTOM, f"node {node['id']} ends off screen"
 
 
 # --- node types and inputs ------------------------------------------------------------------
@@ -291,11 +326,15 @@ def test_every_workflow_explains_itself_in_a_note(path):
 
 @pytest.mark.parametrize("path", [paired(p) for p in API_FILES])
 def test_load_image_files_ship_in_workflows_inputs(path):
+    from fal_kontext.nodes.sample_inputs import sample_files
+
+    installed = {sample.name for sample in sample_files()}  # what the pack copies on load
     for node in load(path).values():
         if node["class_type"] == "LoadImage":
             image = INPUTS / node["inputs"]["image"]
             assert image.is_file(), f"{image.name} is missing from workflows/inputs/"
             assert image.name.startswith("kontext_"), "prefixed so it cannot clash in ComfyUI/input"
+            assert image.name in installed
 
 
 def test_sample_images_are_small_pngs():

@@ -2,7 +2,8 @@
 
 Run `python workflows/inputs/make_samples.py` to rewrite the PNGs next to this file. The output is
 deterministic: no randomness, no fonts, only flat shapes drawn at twice the size and scaled down
-so edges are smooth. Copy the `kontext_*.png` files into `ComfyUI/input/` to use the workflows.
+so edges are smooth. The pack copies the `kontext_*.png` files into ComfyUI's input folder when
+ComfyUI starts (nodes/sample_inputs.py), only where they are missing.
 """
 from __future__ import annotations
 
