@@ -19,7 +19,8 @@ const OUT_DIR = env.OUT_DIR;
 const RUN_TIMEOUT_MS = 90_000;
 mkdirSync(OUT_DIR, { recursive: true });
 
-const findings = { console_errors: [], templates: {}, runs: {}, badge: {}, views: {} };
+const findings = { console_errors: [], http_errors: [], templates: { thumbnails: [] }, runs: {},
+                   badge: {}, views: {} };
 const shot = async (page, name) => {
   const file = path.join(OUT_DIR, `${name}.png`);
   await page.screenshot({ path: file });
@@ -32,7 +33,15 @@ async function openComfyUI(browser) {
   page.on("console", (message) => {
     if (message.type() === "error") findings.console_errors.push(message.text().slice(0, 300));
   });
-  page.on("pageerror", (error) => findings.console_errors.push(String(error).slice(0, 300)));
+  page.on("pageerror", (error) => findings.console_errors.push(String(error.stack ?? error).slice(0, 600)));
+  page.on("response", (response) => {
+    const url = response.url();
+    if (response.status() >= 400) findings.http_errors.push(`${response.status()} ${url}`);
+    // The frontends fetch each thumbnail and show it from a blob: URL.
+    if (decodeURI(url).includes(`/workflow_templates/${PACK_FOLDER}/`) && url.endsWith(".jpg")) {
+      findings.templates.thumbnails.push(`${response.status()} ${url}`);
+    }
+  });
   await page.goto(COMFY_URL, { waitUntil: "domcontentloaded" });
   await page.waitForFunction(() => window.app?.graph && window.app?.canvas, null, { timeout: 120_000 });
   await sleep(3000);
@@ -67,20 +76,12 @@ async function templatesBrowser(page) {
   } catch (error) {
     findings.templates.category_click_error = String(error).slice(0, 200);
   }
-  await page.waitForFunction((count) => [...document.querySelectorAll("img")].filter(
-    (img) => decodeURI(img.src).includes("/workflow_templates/") && img.complete
-      && img.naturalWidth > 0).length >= count, WORKFLOWS.length, { timeout: 15_000 })
-    .catch(() => {});
-  await sleep(1000);
-  const images = await page.evaluate((folder) => [...document.querySelectorAll("img")]
-    .filter((img) => decodeURI(img.src).includes(`/workflow_templates/${folder}/`))
-    .map((img) => ({ src: img.src, loaded: img.complete && img.naturalWidth > 0,
-                     width: img.naturalWidth })), PACK_FOLDER);
-  findings.templates.thumbnails = images;
+  await sleep(4000);
   findings.templates.screenshot = await shot(page, "templates_browser");
   const bodyText = await page.evaluate(() => document.body.innerText);
   findings.templates.titles_seen = WORKFLOWS.filter((name) => bodyText.includes(name));
   await page.keyboard.press("Escape");
+  await page.mouse.move(1590, 990); // no hover highlight left on the sidebar in later pictures
   await sleep(800);
 }
 
