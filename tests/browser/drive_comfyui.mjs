@@ -81,7 +81,8 @@ async function templatesBrowser(page) {
   const bodyText = await page.evaluate(() => document.body.innerText);
   findings.templates.titles_seen = WORKFLOWS.filter((name) => bodyText.includes(name));
   await page.keyboard.press("Escape");
-  await page.mouse.move(1590, 990); // no hover highlight left on the sidebar in later pictures
+  await page.mouse.move(1590, 990); // no hover or focus highlight left on the sidebar
+  await page.evaluate(() => document.activeElement?.blur?.());
   await sleep(800);
 }
 
