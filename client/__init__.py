@@ -1,6 +1,7 @@
 """A standalone async client for fal.ai's queue, storage and files (httpx; no torch, no ComfyUI)."""
 from .credentials import default_config_path, resolve_key
-from .errors import (AuthError, CancelledError, ConfigurationError,
+from .errors import (AuthError, CancelledError, ConfigurationError, JobCancelledError,
+                     JobNotFoundError, StartDeadlineError,
                      ConnectionFailedError, ContentPolicyError, DecodeError, DownloadError,
                      FalError, FalTimeoutError, FieldError, InvalidInputError, JobFailedError,
                      MissingKeyError, RateLimitError, RequestRejectedError, SafetyFilterError, ServerError,
@@ -12,7 +13,8 @@ from .retry import RetryPolicy
 from .storage import SHARED_UPLOAD_CACHE, UploadCache
 
 __all__ = [
-    "AuthError", "BASE_URL_ENV", "CancelOutcome", "CancelledError",
+    "AuthError", "BASE_URL_ENV", "CancelOutcome", "CancelledError", "JobCancelledError",
+    "JobNotFoundError", "StartDeadlineError",
     "ConfigurationError", "ConnectionFailedError", "ContentPolicyError", "DecodeError",
     "DownloadError", "FalClient", "FalError", "FalHosts", "FalTimeoutError", "FieldError",
     "InvalidInputError", "JobFailedError", "JobState", "JobStatus", "MissingKeyError",

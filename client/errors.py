@@ -135,31 +135,57 @@ class JobFailedError(FalError):
 
 
 class FalTimeoutError(FalError):
-    """The job took longer than the timeout; we asked fal to cancel it."""
+    """The run took longer than its timeout; the fal job was cancelled (or its result is still
+    being collected in the background, when it had already finished)."""
 
-    def __init__(self, timeout: float, *, cancel_confirmed: bool, request_id: str | None = None):
+    def __init__(self, timeout: float, *, cancel_confirmed: bool, request_id: str | None = None,
+                 ending: str = ""):
         self.timeout = timeout
         self.cancel_confirmed = cancel_confirmed
-        outcome = ("fal confirmed the cancel request" if cancel_confirmed
-                   else "fal did not confirm the cancel, so check the job in your fal dashboard")
-        super().__init__(f"The job did not finish within {timeout:g} s and was cancelled ({outcome}); "
-                         "raise the timeout for large jobs or busy hours", request_id=request_id)
+        outcome = ending or ("fal confirmed the cancel" if cancel_confirmed
+                             else "fal did not confirm the cancel, so check the job in your fal dashboard")
+        super().__init__(f"The run did not finish within {timeout:g} s ({outcome}); "
+                         "raise timeout_seconds for large jobs or busy hours", request_id=request_id)
 
 
-class CancelledError(FalError):
-    """The caller stopped the job; fal was asked to cancel it."""
+class JobCancelledError(FalError):
+    """The caller stopped the run; the fal job was cancelled (or kept, if it had finished).
+
+    `ending` says in words what happened to the job: stopped, billed, result kept or not."""
 
     def __init__(self, *, cancel_confirmed: bool, finished_and_billed: bool = False,
-                 request_id: str | None = None):
+                 request_id: str | None = None, ending: str = ""):
         self.cancel_confirmed = cancel_confirmed
         self.finished_and_billed = finished_and_billed
-        if finished_and_billed:
+        if ending:
+            text = f"Cancelled; {ending}"
+        elif finished_and_billed:
             text = "Cancelled, but the job had already finished at fal and was billed"
         elif cancel_confirmed:
             text = "Cancelled; fal confirmed the job was stopped"
         else:
             text = "Cancelled; fal did not confirm the cancel, so check the job in your fal dashboard"
+        self.ending = ending or text
         super().__init__(text, request_id=request_id)
+
+
+CancelledError = JobCancelledError  # the older name; prefer JobCancelledError (no clash with asyncio)
+
+
+class StartDeadlineError(FalError):
+    """fal dropped the job because no runner started it before its start deadline; not billed."""
+
+    def __init__(self, deadline_seconds: float | None, *, request_id: str | None = None,
+                 status_code: int | None = 504):
+        self.deadline_seconds = deadline_seconds
+        within = f" within {deadline_seconds:g} s" if deadline_seconds else " in time"
+        super().__init__(f"fal could not start the job{within}; nothing was billed. fal is busy: "
+                         "try again later or raise timeout_seconds", request_id=request_id,
+                         status_code=status_code)
+
+
+class JobNotFoundError(FalError):
+    """fal does not know the request (never created, or its result is past fal's retention)."""
 
 
 class DownloadError(FalError):

@@ -73,7 +73,8 @@ def benchmarks_block() -> str:
 
 def reliability_block() -> str:
     report = RELIABILITY_REPORT.read_text()
-    titles = {"fault-matrix": "Fault matrix", "spend-safety": "Spend safety",
+    titles = {"paid-jobs": "What was paid for survives (job ledger)",
+              "fault-matrix": "Fault matrix", "spend-safety": "Spend safety",
               "key-hygiene": "Key hygiene", "load-soak": "Load and soak",
               "result-cache": "Never paying twice: result cache and upload cache"}
     parts = [RELIABILITY_INTRO]

@@ -5,7 +5,7 @@ import asyncio
 import json
 from typing import Any
 
-from ..client.errors import InvalidInputError
+from ..client.errors import FalError, InvalidInputError
 from ..kontext import models as m
 from ..kontext.edit_request import EditRequest
 from ..kontext.pipeline import EditOptions, EditResult, run_edit
@@ -42,29 +42,32 @@ class _KontextNode:
                    timeout_seconds: int = int(m.DEFAULT_TIMEOUT_SECONDS),
                    nsfw_policy: str = m.NSFW_POLICIES[0], use_result_cache: bool = True,
                    unique_id: str | None = None, **reference_inputs: Any) -> tuple[Any, int, str]:
-        request = EditRequest(
-            model=self.MODELS.get(model) or self._unknown_model(model), prompt=prompt, seed=seed,
-            guidance_scale=guidance_scale, num_images=num_images, aspect_ratio=aspect_ratio,
-            output_format=output_format, safety_tolerance=str(safety_tolerance),
-            enhance_prompt=enhance_prompt, sync_mode=sync_mode)
-        request.validate(count_frames(reference_inputs, self.REFERENCE_INPUTS))
-        references = await asyncio.to_thread(
-            collect_references, reference_inputs, self.REFERENCE_INPUTS, max_reference_megapixels)
-        options = EditOptions(transport=reference_transport, timeout=float(timeout_seconds),
-                              nsfw_policy=nsfw_policy)
         bridge = NodeBridge(unique_id)
         progress = ProgressReporter(bridge.show, log_prefix=f"[{type(self).__name__} #{unique_id}] ")
-        result = await bridge.run_interruptible(self._run(request, references, options, progress,
-                                                          bridge, use_result_cache))
+        try:
+            request = EditRequest(
+                model=self.MODELS.get(model) or self._unknown_model(model), prompt=prompt, seed=seed,
+                guidance_scale=guidance_scale, num_images=num_images, aspect_ratio=aspect_ratio,
+                output_format=output_format, safety_tolerance=str(safety_tolerance),
+                enhance_prompt=enhance_prompt, sync_mode=sync_mode)
+            request.validate(count_frames(reference_inputs, self.REFERENCE_INPUTS))
+            references = await asyncio.to_thread(
+                collect_references, reference_inputs, self.REFERENCE_INPUTS, max_reference_megapixels)
+            options = EditOptions(transport=reference_transport, timeout=float(timeout_seconds),
+                                  nsfw_policy=nsfw_policy)
+            result = await bridge.run_interruptible(self._run(request, references, options, progress,
+                                                              use_result_cache))
+        except FalError as error:
+            progress.failed(str(error))  # the status line ends with the same words as the error
+            raise
         images = await asyncio.to_thread(stack_results, [image.decoded for image in result.images])
         return images, int(result.seed if result.seed is not None else seed), json.dumps(result.info)
 
     @staticmethod
     async def _run(request: EditRequest, references: list, options: EditOptions,
-                   progress: ProgressReporter, bridge: NodeBridge, use_result_cache: bool) -> EditResult:
+                   progress: ProgressReporter, use_result_cache: bool) -> EditResult:
         async with shared_client() as client:
             return await run_edit(client, request, references, options=options, progress=progress,
-                                  should_cancel=bridge.should_stop,
                                   result_cache=default_result_cache() if use_result_cache else None)
 
     def _unknown_model(self, model: str) -> m.KontextModel:

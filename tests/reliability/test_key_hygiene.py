@@ -106,8 +106,10 @@ def test_every_error_class_redacts_the_key_in_message_and_repr():
             built.append(error_class(text, logs_tail=[text], request_id="r-1"))
         elif error_class is errors.FalTimeoutError:
             built.append(error_class(1.0, cancel_confirmed=False, request_id=text))
-        elif error_class is errors.CancelledError:
-            built.append(error_class(cancel_confirmed=True, request_id=text))
+        elif error_class is errors.JobCancelledError:
+            built.append(error_class(cancel_confirmed=True, request_id=text, ending=text))
+        elif error_class is errors.StartDeadlineError:
+            built.append(error_class(30.0, request_id=text))
         else:
             built.append(error_class(text, request_id="r-1"))
     for error in built:
