@@ -83,10 +83,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.offline and not args.quiet:
         print("Offline: using the bundled fal stand-in server on 127.0.0.1; nothing is billed.",
               file=sys.stderr)
+    args.reporter = None
     try:
         result = _run_until_interrupted(args)
     except KeyboardInterrupt:
-        print("Interrupted: the fal job (if any) was cancelled.", file=sys.stderr)
+        ending = getattr(args.reporter, "ending", None) or "Cancelled · nothing was sent to fal"
+        print(f"Interrupted. {ending}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except FalError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -132,6 +134,7 @@ async def _edit(args: argparse.Namespace) -> EditResult:
     options = EditOptions(transport=args.transport, timeout=args.timeout, nsfw_policy=args.nsfw_policy)
     cache = None if args.no_result_cache or args.offline else default_result_cache()
     with _fal_origin(args.offline) as (key, base_url), progress_sink(args.quiet) as reporter:
+        args.reporter = reporter
         async with FalClient(key, base_url=base_url) as client:
             return await run_edit(client, request, references, options=options,
                                   progress=reporter, result_cache=cache)

@@ -59,6 +59,7 @@ class Flight:
         self.phase = "preparing"  # preparing, submitting, queued, running, completed, done
         self.abandoned = False
         self.handed_over = False  # the leader gave the submit to the tracker
+        self.rejoined = False  # someone joined after every earlier caller had given up
         self.waiters = 0
         self.cancel_outcome: CancelOutcome | None = None
         self.uploaded_urls: list[str] = []  # the leader's reference URLs, as submitted
@@ -298,7 +299,10 @@ class JobTracker:
         with self._lock:
             flight = self._flights.get(scope) if ledger is not None else None
             if flight is not None:
+                # A job a cancelled run left behind is joined too: if fal ignored the cancel its
+                # result arrives here unpaid-for again; if the cancel worked, the caller leads anew.
                 flight.waiters += 1
+                flight.rejoined = flight.rejoined or flight.abandoned
                 return flight, False
             sibling = self._sibling(client)
             entry = ledger.read(key) if ledger is not None else None

@@ -129,9 +129,10 @@ async def _run_job(client: FalClient, request: EditRequest, references: Sequence
             for url in stale:
                 client.forget_upload(url)
         except FalError:
-            if attempt == 2 or flight.ours:
+            if attempt == 2 or (flight.ours and not flight.rejoined) or leading:
                 raise
-            # A job adopted from the ledger ended without a result: run it ourselves.
+            # A job adopted from the ledger, or left by a cancelled run, ended without a
+            # result (it was cancelled, say): run it ourselves.
             logger.info("the earlier fal request %s ended without a result; submitting anew",
                         flight.request_id)
     raise AssertionError("unreachable: the loop returns or raises")

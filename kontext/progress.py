@@ -11,6 +11,7 @@ from typing import Any, Callable
 from ..client.logs import logger
 from ..client.queue_types import JobState, QueueUpdate
 
+_ENDINGS = frozenset({"done", "cancelled", "failed"})
 # Share of the bar each stage fills; generating is open-ended, so it creeps towards its end.
 _UPLOAD_END, _QUEUE_END, _GENERATE_END = 0.2, 0.3, 0.9
 _GENERATE_HALF_LIFE_SECONDS = 10.0
@@ -34,8 +35,13 @@ class ProgressReporter:
         self._prefix = log_prefix
         self._cost_text = ""
         self.request_id: str | None = None
+        self.ending: str | None = None  # the final words once the run ended (done/cancelled/failed)
 
     def _emit(self, stage: str, fraction: float, text: str) -> None:
+        if stage in _ENDINGS:
+            self.ending = text
+        elif self.ending is not None:
+            return  # a late event from the job's thread must not hide how the run ended
         if self._sink is not None:
             self._sink(ProgressEvent(stage, min(max(fraction, 0.0), 1.0), text + self._cost_text))
 

@@ -259,3 +259,20 @@ async def test_jobs_left_by_a_dead_process_are_collected_when_the_pack_loads(tmp
         assert len(server.submits()) == 1 and billed(server) == [job]
         record("Process killed; the pack loads again later", server, None,
                "collected in the background; the re-run is served from the cache")
+
+
+@pytest.mark.parametrize("fal_ignores_the_cancel", [True, False], ids=["cancel ignored", "cancel works"])
+async def test_queue_again_right_after_cancel(fal, fal_ignores_the_cancel):
+    fal.processing_delay = 1.0
+    node = run_node()
+    await wait_until(lambda: any(job.status == "IN_PROGRESS" for job in fal.jobs.values()))
+    if fal_ignores_the_cancel:
+        fal.faults.add("cancel", status=202, body={"status": "CANCELLATION_REQUESTED"})
+    await cancel_and_time(fal, node)
+    _, _, info = await run_node()  # the user presses Queue again at once
+    first = next(iter(fal.jobs))
+    if fal_ignores_the_cancel:
+        assert json.loads(info)["request_id"] == first and len(fal.submits()) == 1
+    else:
+        assert json.loads(info)["request_id"] != first and len(fal.submits()) == 2
+        assert billed(fal) == [json.loads(info)["request_id"]]
