@@ -14,14 +14,12 @@ from typing import Any, Callable
 
 from PIL import Image
 
-from ..kontext.models import (
-    NUM_IMAGES_DEFAULT, OUTPUT_FORMAT_DEFAULT, SEED_MAX, KontextModel, model_for_endpoint,
-)
 from .jobs import POLICY_VIOLATION, FailurePlan, Job, JobFailure
 from .references import load_references
 from .rendering import RenderedImage, render_outputs
 from .responses import Reply, json_reply, validation_error
 from .rng import SharedRandom
+from .schema import NUM_IMAGES_DEFAULT, OUTPUT_FORMAT_DEFAULT, SEED_MAX, Endpoint, endpoint_for
 from .storage import FileStore
 from .validation import parse_body, validate_arguments
 
@@ -33,7 +31,7 @@ ENHANCED_SUFFIX = " (enhanced)"
 class Prepared:
     """A request that passed validation, with its references decoded and its seed fixed."""
 
-    model: KontextModel
+    model: Endpoint
     arguments: dict[str, Any]
     references: list[Image.Image]
     seed: int
@@ -58,7 +56,7 @@ class Generator:
     def prepare(self, endpoint_id: str, body: bytes) -> Prepared | Reply:
         """The accepted request, or the 404/422 reply refusing it."""
         try:
-            model = model_for_endpoint(endpoint_id)
+            model = endpoint_for(endpoint_id)
         except KeyError:
             return json_reply(404, {"detail": f"Application '{endpoint_id}' not found"})
         payload, errors = parse_body(body)
@@ -130,7 +128,7 @@ class Generator:
             thread.join(max(0.0, deadline - time.monotonic()))
 
 
-def _reference_inputs(model: KontextModel, payload: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+def _reference_inputs(model: Endpoint, payload: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
     if model.takes_many_references:
         urls = list(payload["image_urls"])
         return urls, [["body", "image_urls", index] for index in range(len(urls))]
