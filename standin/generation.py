@@ -35,6 +35,7 @@ class Prepared:
     arguments: dict[str, Any]
     references: list[Image.Image]
     seed: int
+    output_lifetime: float | None = None  # from X-Fal-Object-Lifecycle-Preference
 
     @property
     def num_images(self) -> int:
@@ -84,20 +85,22 @@ class Generator:
         sync = bool(args.get("sync_mode", False))
         prompt = args["prompt"] + (ENHANCED_SUFFIX if args.get("enhance_prompt") else "")
         return {
-            "images": [self._image_entry(output, index, sync) for index, output in enumerate(outputs)],
+            "images": [self._image_entry(output, index, sync, prepared.output_lifetime)
+                       for index, output in enumerate(outputs)],
             "timings": {"inference": float(processing_delay)},
             "seed": prepared.seed,
             "has_nsfw_concepts": [output.flagged for output in outputs],
             "prompt": prompt,
         }
 
-    def _image_entry(self, output: RenderedImage, index: int, sync: bool) -> dict[str, Any]:
+    def _image_entry(self, output: RenderedImage, index: int, sync: bool,
+                     lifetime: float | None) -> dict[str, Any]:
         if sync:  # fal inlines outputs as data URIs and keeps nothing in storage
             url = f"data:{output.content_type};base64,{base64.b64encode(output.data).decode()}"
         else:
             extension = "png" if output.content_type == "image/png" else "jpg"
             file_id, name = self._store.put(output.data, output.content_type,
-                                            f"output_{index}.{extension}")
+                                            f"output_{index}.{extension}", lifetime)
             url = self._cdn_url() + FileStore.path_for(file_id, name)
         return {"url": url, "width": output.width, "height": output.height,
                 "content_type": output.content_type}

@@ -17,7 +17,7 @@ def _token(server, client) -> dict:
 def test_token_has_fal_shape_and_expires_in_an_hour(server, client):
     token = _token(server, client)
     assert token["token_type"] == "Bearer" and token["token"]
-    assert token["base_url"] == server.base_url
+    assert token["base_url"] == server.cdn_url  # like fal: the CDN origin takes the uploads
     expires = datetime.fromisoformat(token["expires_at"])
     remaining = (expires - datetime.now(timezone.utc)).total_seconds()
     assert 3500 < remaining <= 3600
