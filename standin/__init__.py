@@ -40,6 +40,6 @@ from .records import RecordedRequest
 from .server import StandInServer
 
 __all__ = [
-    "BilledJob", "COMPLETED", "IN_PROGRESS", "IN_QUEUE", "RETRY_SAFE_ROUTES", "ROUTES", "Fault", "FaultBook",
-    "Job", "JobFailure", "RecordedRequest", "StandInServer",
+    "COMPLETED", "IN_PROGRESS", "IN_QUEUE", "RETRY_SAFE_ROUTES", "ROUTES", "BilledJob", "Fault",
+    "FaultBook", "Job", "JobFailure", "RecordedRequest", "StandInServer",
 ]

@@ -368,7 +368,8 @@ class StandInServer:
         cancelled before finishing, dropped at their start deadline or failed are not billed."""
         now = time.monotonic()
         jobs = sorted(self._state.jobs.snapshot().values(), key=lambda job: job.submitted_at)
-        return [billed_job(job) for job in jobs if job.billed_at(now)] + self._state.runs_billed.snapshot()
+        queued = [billed_job(job) for job in jobs if job.billed_at(now)]
+        return queued + self._state.runs_billed.snapshot()
 
     def billed_request_ids(self) -> list[str]:
         return [entry.request_id for entry in self.billed_jobs()]

@@ -90,12 +90,11 @@ def test_stalled_stream_goes_silent_without_keep_alives(client, refs):
     with StandInServer(processing_delay=0.5, stream_keepalive=0.1) as server:
         body = _job(client, server, refs)
         server.faults.add("status_stream", stall=True)
-        lines = []
-        with pytest.raises(httpx.ReadTimeout):
-            with httpx.stream("GET", body["status_url"] + "/stream", timeout=httpx.Timeout(0.8),
-                              headers={"Authorization": "Key k"}) as response:
-                for line in response.iter_lines():
-                    lines.append(line)
+        lines: list[str] = []
+        with pytest.raises(httpx.ReadTimeout), httpx.stream(
+                "GET", body["status_url"] + "/stream", timeout=httpx.Timeout(0.8),
+                headers={"Authorization": "Key k"}) as response:
+            lines.extend(response.iter_lines())
     assert [line for line in lines if line] == [lines[0]] and lines[0].startswith("data: ")
 
 
