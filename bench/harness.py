@@ -76,6 +76,11 @@ def _serve(conn, processing_delay: float) -> None:
                            "upload_requests": len(uploads),
                            "upload_bytes": sum(len(r.body) for r in uploads),
                            "submits": sum(1 for r in requests if r.route == "submit")})
+            elif op == "job_traffic":
+                job = server.jobs[args[0]]
+                mine = [r for r in server.requests if f"/requests/{args[0]}" in r.path]
+                conn.send({"completed_at": job.completed_at,
+                           "routes": [(r.route, r.time) for r in mine]})
             elif op == "timeline":
                 conn.send([(r.route, r.time, len(r.body)) for r in server.requests])
             elif op == "clear":
@@ -132,6 +137,11 @@ class StandIn:
         with open(f"/proc/{self._process.pid}/stat") as stat:
             fields = stat.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def job_traffic(self, request_id: str) -> dict[str, Any]:
+        """When the job completed (time.monotonic()) and (route, time) of every request that
+        named it (status polls, stream connections, result fetches, cancels)."""
+        return self._ask("job_traffic", request_id)
 
     def timeline(self) -> list[tuple[str | None, float, int]]:
         """(route, time.monotonic() when read, body bytes) of each request since clear()."""

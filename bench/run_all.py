@@ -16,7 +16,7 @@ import time
 import traceback
 
 from . import (bench_concurrency, bench_memory, bench_overhead, bench_png, bench_rerun,
-               bench_scaling)
+               bench_scaling, bench_status_requests)
 from . import harness as h
 
 BENCHMARKS = {
@@ -26,6 +26,7 @@ BENCHMARKS = {
     "concurrency": bench_concurrency.run,  # P5
     "memory": bench_memory.run,  # P6
     "scaling": bench_scaling.run,
+    "status_requests": bench_status_requests.run,  # S1, S2 (issue 11)
 }
 HERE = os.path.dirname(os.path.abspath(__file__))
 CAVEATS = (

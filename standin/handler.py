@@ -134,12 +134,17 @@ class StandInHandler(BaseHTTPRequestHandler):
         for header, value in headers.values():
             self.send_header(header, value)
         self.end_headers()
-        for event in reply.events:
+        breaks = fault is not None and (fault.truncate or fault.reset_mid_response
+                                        or fault.malformed_json or fault.stall)
+        for sent, event in enumerate(reply.events, start=1):
             if fault and fault.malformed_json:
                 event = b"data: " + MALFORMED_FALLBACK + b"\n\n"
             self.wfile.write(event)
             self.wfile.flush()
-            if fault and (fault.truncate or fault.reset_mid_response or fault.malformed_json):
+            if breaks and sent >= fault.stream_events:
+                if fault.stall:  # a half-open stream: nothing more, not even keep-alives
+                    self.state.stopping.wait()
+                    return
                 self._end_abruptly(reset=fault.reset_mid_response)
                 return
 
@@ -158,6 +163,8 @@ class StandInHandler(BaseHTTPRequestHandler):
                 merged[header.lower()] = (header, value)
             if fault.retry_after is not None:
                 merged["retry-after"] = ("Retry-After", _seconds(fault.retry_after))
+            if fault.retryable is not None:
+                merged["x-fal-retryable"] = ("X-Fal-Retryable", str(fault.retryable).lower())
             if fault.content_type:
                 merged["content-type"] = ("Content-Type", fault.content_type)
         return merged
