@@ -13,7 +13,7 @@ from . import responses
 from .credentials import resolve_key
 from .data_uri import decode_data_uri, is_data_uri
 from .errors import (AuthError, ConnectionFailedError, DownloadError, FalError, FalTimeoutError,
-                     JobCancelledError, JobFailedError, ServerError,
+                     JobCancelledError, JobFailedError, ServerError, StartDeadlineError,
                      SubmitUncertainError, ValidationError)
 from .hosts import FalHosts, check_transport_security, is_loopback_host
 from .logs import logger
@@ -240,13 +240,20 @@ class FalClient:
         """The job's output; a job that failed raises its error here (fal reports it this way).
         Pass the COMPLETED status when there is one: a failed job's error is then not re-asked."""
         if status is None or status.error is None:
-            return await self._request_json("GET", handle.response_url, action="result fetch",
-                                            request_id=handle.request_id)
+            try:
+                return await self._request_json("GET", handle.response_url, action="result fetch",
+                                                request_id=handle.request_id)
+            except StartDeadlineError:
+                raise StartDeadlineError(self.start_deadline_of(handle.request_id),
+                                         request_id=handle.request_id) from None
         try:
             return await self._request_json("GET", handle.response_url, action="result fetch",
                                             request_id=handle.request_id, retry=NO_RETRY)
         except (ValidationError, AuthError):
             raise
+        except StartDeadlineError:
+            raise StartDeadlineError(self.start_deadline_of(handle.request_id),
+                                     request_id=handle.request_id) from None
         except FalError as error:
             kind = f" [{status.error_type}]" if status.error_type else ""
             raise JobFailedError(f"The job failed at fal{kind}: {status.error}",
@@ -345,9 +352,9 @@ class FalClient:
             return CancelOutcome.UNCONFIRMED
         if outcome is CancelOutcome.ALREADY_COMPLETED:
             # The caller may only show "interrupted" (ComfyUI): the bill must not go unmentioned.
-            logger.warning("fal request %s had already finished when it was cancelled; it was "
-                           "billed and its result stays in https://fal.ai/dashboard/requests",
-                           handle.request_id)
+            logger.warning("fal request %s had already finished when it was cancelled; if it "
+                           "produced a result it was billed, and the result stays in "
+                           "https://fal.ai/dashboard/requests", handle.request_id)
         else:
             logger.info("cancel of fal request %s: %s", handle.request_id, outcome.value)
         return outcome

@@ -142,3 +142,27 @@ def test_queue_positions_read_the_way_people_count():
     assert "next in line" in _queue_text(0)
     assert "3 ahead" in _queue_text(3)
     assert "position" not in _queue_text(0)
+
+
+@pytest.mark.parametrize("answer", ["result", "status"])
+async def test_a_passed_start_deadline_is_a_clear_error_with_nothing_billed_and_no_retry(answer):
+    from fal_kontext.client import StartDeadlineError
+    from fal_kontext.standin import StandInServer
+    with StandInServer(processing_delay=0.2, queue_delay=4.0, start_timeout_answer=answer) as server:
+        async with FalClient(key=TEST_KEY, base_url=server.base_url) as client:
+            handle = await client.submit(MULTI, await _arguments(client), start_deadline=2)
+            with pytest.raises(StartDeadlineError) as caught:
+                await client.wait_for_result(handle, timeout=30)
+        assert "could not start the job within 2 s" in str(caught.value)
+        assert "nothing was billed" in str(caught.value)
+        assert len(server.submits()) == 1 and server.billed_jobs() == []
+        assert server.count("result") <= 1, "the 504 is fal's final word: not fetched again"
+
+
+async def test_uploads_go_to_the_host_the_storage_token_names(fal_env):
+    async with FalClient(key=TEST_KEY) as client:
+        url = await client.upload(png_bytes(), "image/png")
+    uploads = [r for r in fal_env.requests if r.route == "upload"]
+    assert url and uploads and all(r.origin == "cdn" for r in uploads)
+    assert not fal_env.requests_carrying(TEST_KEY.split(":")[1]) or all(
+        r.origin == "api" for r in fal_env.requests_carrying(TEST_KEY.split(":")[1]))
