@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from ..client import InvalidInputError
+from ..kontext.errors import InvalidInputError
 from ..kontext.pipeline import EditResult, Reference
 
 _MIME_BY_FORMAT = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}

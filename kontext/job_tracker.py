@@ -253,7 +253,7 @@ class Flight:
             self._record(self._entry)
 
     def _keep_until(self) -> float:
-        return retention_deadline(time.time(), self.start_deadline, inline_results=self.spec.sync_mode)
+        return retention_deadline(time.time(), self.start_deadline, inline_results=self.spec.inline_results)
 
     def _finish(self, result: EditResult) -> None:
         self.phase = "done"
@@ -443,13 +443,12 @@ class JobTracker:
 PROCESS_JOBS = JobTracker()
 
 
-def start_collecting_left_jobs(environ: Mapping[str, str] = os.environ) -> list[Flight]:
+def start_collecting_left_jobs(cache: "ResultCache | None",
+                               environ: Mapping[str, str] = os.environ) -> list[Flight]:
     """Follow, in the background, the jobs a dead process left in the job ledger, so their paid
     results land in the result cache (called when the pack loads). Quietly does nothing without
     a result cache, a ledger or a key."""
-    from .result_cache import default_result_cache
     from .job_ledger import ledger_for
-    cache = default_result_cache(environ)
     if cache is None:
         return []
     ledger = ledger_for(cache.directory)

@@ -65,6 +65,9 @@ REFERENCE_TRANSPORTS: tuple[str, ...] = ("upload", "data_uri")
 # What to do with images fal flags in has_nsfw_concepts.
 NSFW_POLICIES: tuple[str, ...] = ("drop", "error", "keep")
 
+# Kontext works at about 1 MP; larger references only cost upload time (see the node tooltip).
+DEFAULT_MAX_REFERENCE_MEGAPIXELS = 4.0
+
 DEFAULT_TIMEOUT_SECONDS = 600.0
 TIMEOUT_MIN_SECONDS, TIMEOUT_MAX_SECONDS = 10.0, 3600.0
 

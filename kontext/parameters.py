@@ -36,11 +36,15 @@ class Parameter:
     omit_when: Any = _NOTHING  # this value means "leave it to fal": the field is not sent
     cli_flag: str | None = ""  # "" = derived from the name; None = not offered by the CLI
     cli_default: Any = _NOTHING  # the CLI's default, when it differs from the node's
+    optional: bool = False  # None is allowed and means "not sent" (fal picks, e.g. a random seed)
+    comfy_type: str | None = None  # the widget type, when it differs from `kind` (INT for FLOAT)
     widget: dict[str, Any] = field(default_factory=dict)  # extra ComfyUI widget options
 
     def check(self, value: Any) -> Any:
         """The value in the type fal (or the pack) expects, or InvalidInputError naming it.
         The one place a parameter is validated and converted."""
+        if value is None and self.optional:
+            return None
         if self.kind == TEXT:
             return _check_text(self, value)
         if self.kind == BOOL:
@@ -76,7 +80,8 @@ class Parameter:
         return self.default if self.cli_default is _NOTHING else self.cli_default
 
     def omitted(self, value: Any) -> bool:
-        return self.omit_when is not _NOTHING and value == self.omit_when
+        """Whether fal's body leaves this field out for `value` (fal then decides)."""
+        return value is None or (self.omit_when is not _NOTHING and value == self.omit_when)
 
 
 def _check_text(parameter: Parameter, value: Any) -> str:
@@ -100,7 +105,7 @@ PARAMETERS: tuple[Parameter, ...] = (
               choices=m.MODEL_TIERS, sent_to_fal=False),
     Parameter("seed", INT, 0, "Sent to fal so a run can be reproduced. Set 'control after "
               "generate' to fixed to re-use the last result for free; any change runs (and "
-              "bills) again.", low=m.SEED_MIN, high=m.SEED_MAX, cli_default=None,
+              "bills) again.", low=m.SEED_MIN, high=m.SEED_MAX, cli_default=None, optional=True,
               widget={"control_after_generate": True}),
     Parameter("guidance_scale", FLOAT, m.GUIDANCE_DEFAULT, "How closely the result follows the "
               "prompt (CFG). Higher is more literal.", low=m.GUIDANCE_MIN, high=m.GUIDANCE_MAX,
@@ -126,11 +131,11 @@ PARAMETERS: tuple[Parameter, ...] = (
               "Downscale references larger than this before sending (0 = never). Kontext works "
               "at about 1 MP, so big photos only cost upload time.", low=0.0, high=64.0, step=0.5,
               sent_to_fal=False, cli_flag=None),
-    Parameter("timeout_seconds", INT, int(m.DEFAULT_TIMEOUT_SECONDS), "Give up after this long "
+    Parameter("timeout_seconds", FLOAT, int(m.DEFAULT_TIMEOUT_SECONDS), "Give up after this long "
               "(upload, queue, generation and download); the job is then cancelled at fal, and "
               "a result it still delivers is kept in the result cache.",
               low=m.TIMEOUT_MIN_SECONDS, high=m.TIMEOUT_MAX_SECONDS, sent_to_fal=False,
-              cli_flag="--timeout"),
+              cli_flag="--timeout", comfy_type="INT"),
     Parameter("nsfw_policy", CHOICE, m.NSFW_POLICIES[0], "What to do with images fal's safety "
               "checker flags (they come back blank): drop them (error if none remain), error, or "
               "keep them.", choices=m.NSFW_POLICIES, sent_to_fal=False),
@@ -138,12 +143,23 @@ PARAMETERS: tuple[Parameter, ...] = (
               "inputs and seed, even after a restart, instead of paying again.", sent_to_fal=False,
               cli_flag=None),
 )
+MODEL = "model"  # picks the endpoint (and the price); every other entry is a field or an option
 BY_NAME: dict[str, Parameter] = {p.name: p for p in PARAMETERS}
-FAL_PARAMETERS: tuple[Parameter, ...] = tuple(p for p in PARAMETERS if p.sent_to_fal)
-PACK_OPTIONS: tuple[Parameter, ...] = tuple(p for p in PARAMETERS
-                                            if not p.sent_to_fal and p.name != "model")
+FAL_FIELDS: tuple[str, ...] = tuple(p.name for p in PARAMETERS if p.sent_to_fal)
+PACK_OPTIONS: tuple[str, ...] = tuple(p.name for p in PARAMETERS
+                                      if not p.sent_to_fal and p.name != MODEL)
+
+
+def check(name: str, value: Any) -> Any:
+    """`value` checked and converted by the table's entry `name` (looked up at call time)."""
+    return BY_NAME[name].check(value)
 
 
 def check_options(values: dict[str, Any]) -> dict[str, Any]:
     """The pack's own options (transport, timeout, ...) checked; missing ones get defaults."""
-    return {p.name: p.check(values.get(p.name, p.default)) for p in PACK_OPTIONS}
+    return {name: check(name, values.get(name, BY_NAME[name].default)) for name in PACK_OPTIONS}
+
+
+def defaults() -> dict[str, Any]:
+    """Every entry's default value, by name (what an untouched node sends)."""
+    return {parameter.name: parameter.default for parameter in PARAMETERS}

@@ -11,10 +11,11 @@ from typing import Any, Callable, Sequence
 
 from ..client import FalClient
 from ..client.data_uri import encode_data_uri
-from ..client.errors import (FalError, FalTimeoutError, InvalidInputError, RequestRejectedError,
-                             StartDeadlineError, SubmitUncertainError, ValidationError)
+from ..client.errors import (FalError, FalTimeoutError, RequestRejectedError, StartDeadlineError,
+                             SubmitUncertainError, ValidationError)
 from ..client.logs import logger
 from . import models as m
+from . import parameters as p
 from .edit_request import EditRequest
 from .job_ledger import JobLedger, ledger_for
 from .job_tracker import ENDING_WAIT_SECONDS, PROCESS_JOBS, Flight, JobTracker
@@ -42,9 +43,9 @@ class Reference:
 
 @dataclass(frozen=True)
 class EditOptions:
-    transport: str = "upload"  # one of models.REFERENCE_TRANSPORTS
+    transport: str = p.BY_NAME["reference_transport"].default
     timeout: float = m.DEFAULT_TIMEOUT_SECONDS
-    nsfw_policy: str = "drop"  # one of models.NSFW_POLICIES
+    nsfw_policy: str = p.BY_NAME["nsfw_policy"].default
     max_download_bytes: int | None = None
 
 
@@ -106,12 +107,13 @@ async def _run_job(client: FalClient, request: EditRequest, references: Sequence
                    decode: Decoder, tracker: JobTracker, state: _RunState) -> EditResult:
     cacheable = result_cache is not None and is_cacheable_key(cache_key)
     ledger: JobLedger | None = ledger_for(result_cache.directory) if cacheable else None
-    spec = CollectSpec(endpoint_id=request.model.endpoint_id, prompt=request.prompt,
-                       output_format=request.output_format,
+    fields = request.checked_values()
+    spec = CollectSpec(endpoint_id=request.model.endpoint_id, instruction=request.instruction,
+                       default_content_type=f"image/{fields['output_format']}",
                        estimated_cost_usd=request.estimated_cost_usd,
                        nsfw_policy=options.nsfw_policy,
                        max_download_bytes=options.max_download_bytes,
-                       sync_mode=bool(request.sync_mode))
+                       inline_results=fields["sync_mode"])
     for attempt in (1, 2):
         flight, leading = tracker.join_or_lead(cache_key, client, spec, ledger=ledger,
                                                cache=result_cache if cacheable else None,
@@ -251,13 +253,9 @@ def _stale_references(client: FalClient, error: ValidationError, flight: Flight)
 
 
 def _check_options(options: EditOptions) -> None:
-    if options.transport not in m.REFERENCE_TRANSPORTS:
-        raise InvalidInputError("reference_transport", f"must be one of {', '.join(m.REFERENCE_TRANSPORTS)}")
-    if options.nsfw_policy not in m.NSFW_POLICIES:
-        raise InvalidInputError("nsfw_policy", f"must be one of {', '.join(m.NSFW_POLICIES)}")
-    if not m.TIMEOUT_MIN_SECONDS <= options.timeout <= m.TIMEOUT_MAX_SECONDS:
-        raise InvalidInputError("timeout_seconds", f"must be from {m.TIMEOUT_MIN_SECONDS:g} to "
-                                                   f"{m.TIMEOUT_MAX_SECONDS:g} seconds")
+    p.check("reference_transport", options.transport)
+    p.check("nsfw_policy", options.nsfw_policy)
+    p.check("timeout_seconds", options.timeout)
 
 
 async def _reference_urls(client: FalClient, references: Sequence[Reference], transport: str,

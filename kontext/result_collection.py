@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..client import FalClient
-from ..client.errors import DecodeError, DownloadError, SafetyFilterError
+from ..client.errors import DownloadError
+from .errors import DecodeError, SafetyFilterError
 from ..client.logs import logger
 from ..client.queue_types import RequestHandle
 from .result_images import decode_image
@@ -24,12 +25,12 @@ class CollectSpec:
     it for a job collected by a later process."""
 
     endpoint_id: str
-    prompt: str
-    output_format: str
+    instruction: str  # what was asked; fal's answer says what it used
+    default_content_type: str  # for an output entry that does not name its own
     estimated_cost_usd: float
     nsfw_policy: str = "drop"
     max_download_bytes: int | None = None
-    sync_mode: bool = False  # results inline: fal keeps them only minutes
+    inline_results: bool = False  # results as data URIs: fal keeps them only minutes
 
 
 @dataclass
@@ -72,7 +73,7 @@ async def collect_result(client: FalClient, output: dict[str, Any], handle: Requ
         done += 1
         if on_downloaded is not None:
             on_downloaded(done, len(keep))
-        content_type = entry.get("content_type") or f"image/{spec.output_format}"
+        content_type = entry.get("content_type") or spec.default_content_type
         return ResultImage(data, str(content_type), index, flags[index], decoded)
 
     images = list(await asyncio.gather(*(fetch(i) for i in keep)))
@@ -117,7 +118,7 @@ def _info(spec: CollectSpec, output: dict[str, Any], handle: RequestHandle,
         "request_id": handle.request_id,
         "endpoint": spec.endpoint_id,
         "seed": output.get("seed"),
-        "prompt": output.get("prompt", spec.prompt),
+        "prompt": output.get("prompt", spec.instruction),
         "has_nsfw_concepts": flags,
         "dropped_nsfw_images": [i for i in range(len(flags)) if i not in keep],
         "timings": output.get("timings") or {},

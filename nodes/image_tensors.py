@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from ..client.errors import InvalidInputError
+from ..kontext.errors import InvalidInputError
 
 # zlib level 1: several times faster than Pillow's default 6 for a few percent more bytes.
 DEFAULT_PNG_COMPRESS_LEVEL = 1

@@ -5,6 +5,7 @@ import importlib.util
 
 from ..client.logs import logger
 from ..kontext.job_tracker import start_collecting_left_jobs
+from .comfy_paths import node_result_cache
 
 
 def collect_left_jobs_on_load() -> None:
@@ -12,7 +13,7 @@ def collect_left_jobs_on_load() -> None:
     if importlib.util.find_spec("folder_paths") is None:
         return
     try:
-        flights = start_collecting_left_jobs()
+        flights = start_collecting_left_jobs(node_result_cache())
     except Exception as error:  # noqa: BLE001 - the pack must load whatever the ledger holds
         logger.warning("could not look for fal jobs left by an earlier ComfyUI: %s", error)
         return

@@ -30,3 +30,12 @@ async def wait_until(condition, timeout: float = 10.0, interval: float = 0.05) -
         if time.monotonic() > deadline:
             raise AssertionError(f"not true within {timeout:g} s: {condition}")
         await asyncio.sleep(interval)
+
+
+def allow_short_timeouts(monkeypatch, seconds: float = 0.1) -> None:
+    """Let a test use a run timeout below the node's minimum (the table's bound)."""
+    import dataclasses
+
+    from fal_kontext.kontext import parameters
+    entry = parameters.BY_NAME["timeout_seconds"]
+    monkeypatch.setitem(parameters.BY_NAME, "timeout_seconds", dataclasses.replace(entry, low=seconds))

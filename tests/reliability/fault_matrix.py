@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from PIL import Image
 
-from fal_kontext.client import CancelledError, FalError, SubmitUncertainError
+from fal_kontext.client import JobCancelledError, FalError, SubmitUncertainError
 from fal_kontext.client.queue_types import JobState, QueueUpdate
 from fal_kontext.kontext import models as m
 from fal_kontext.kontext.edit_request import EditRequest
@@ -116,8 +116,8 @@ class CellOutcome:
     def label(self) -> str:
         if self.error is None:
             return "recovered"
-        if isinstance(self.error, CancelledError):
-            return "cancel confirmed" if self.error.cancel_confirmed else "CancelledError (unconfirmed)"
+        if isinstance(self.error, JobCancelledError):
+            return "cancel confirmed" if self.error.cancel_confirmed else "JobCancelledError (unconfirmed)"
         return type(self.error).__name__
 
     @property
@@ -160,7 +160,7 @@ async def run_cell(server, make_client: Callable[[], Any], kind: FaultKind, stag
                 progress.user_pressed_stop if stopping else lambda: False)
         except asyncio.CancelledError:
             # The user's stop (ComfyUI's Cancel): the run says in words what became of the job.
-            error = CancelledError(cancel_confirmed="did not confirm" not in progress.ending,
+            error = JobCancelledError(cancel_confirmed="did not confirm" not in progress.ending,
                                    request_id=progress.request_id, ending=progress.ending)
         except FalError as caught:
             error = caught

@@ -8,7 +8,7 @@ import itertools
 import pytest
 
 from conftest import READ_TIMEOUT_FAULT_DELAY, fast_client_factory
-from fal_kontext.client import CancelledError, FalError, JobNotFoundError
+from fal_kontext.client import JobCancelledError, FalError, JobNotFoundError
 from fal_kontext.standin import StandInServer
 from fault_matrix import (HTTP_STAGES, MODES, CellOutcome, check_message, check_right_result,
                           fault_kinds, render_matrix, run_cell)
@@ -58,5 +58,5 @@ async def test_fault_cell(matrix, fault, stage, mode):
         assert isinstance(outcome.error, FalError)
         check_message(outcome)
     if stage == "cancel":
-        assert isinstance(outcome.error, CancelledError) and outcome.cancels_for_job >= 1
+        assert isinstance(outcome.error, JobCancelledError) and outcome.cancels_for_job >= 1
     outcomes[(fault, stage, mode)] = outcome

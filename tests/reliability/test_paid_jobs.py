@@ -22,14 +22,13 @@ import pytest
 from fake_comfy import FakeComfy
 from node_calls import call_node, solid
 from fal_kontext.client import FalClient, FalTimeoutError
-from fal_kontext.kontext import models as m
 from fal_kontext.kontext.job_ledger import ledger_for
 from fal_kontext.kontext.job_tracker import PROCESS_JOBS
 from fal_kontext.kontext.result_cache import default_result_cache
 from fal_kontext.nodes.kontext_nodes import FalKontextMulti
 from fal_kontext.standin import StandInServer
 from results_book import table
-from support import TEST_KEY, png_bytes, wait_until
+from support import allow_short_timeouts, TEST_KEY, png_bytes, wait_until
 
 pytestmark = pytest.mark.anyio
 RED = (0.9, 0.1, 0.1)
@@ -50,7 +49,7 @@ def paid_jobs_results(results_book):
 @pytest.fixture
 def fal(monkeypatch):
     """The stand-in as fal, ComfyUI's runtime imitated, short timeouts allowed."""
-    monkeypatch.setattr(m, "TIMEOUT_MIN_SECONDS", 0.5)
+    allow_short_timeouts(monkeypatch, 0.5)
     comfy = FakeComfy().install(monkeypatch)
     with StandInServer(processing_delay=0.2) as server:
         monkeypatch.setenv("FAL_KEY", TEST_KEY)

@@ -11,7 +11,8 @@ import pytest
 from conftest import fast_client_factory
 from fake_comfy import FakeComfy
 from node_calls import call_node, solid
-from fal_kontext.client import FalError, FalTimeoutError, SpendCapError
+from fal_kontext.client import FalError, FalTimeoutError
+from fal_kontext.kontext.errors import SpendCapError
 from fal_kontext.kontext import models as m
 from fal_kontext.kontext.edit_request import EditRequest
 from fal_kontext.kontext.pipeline import EditOptions, run_edit
@@ -22,7 +23,7 @@ from fal_kontext.nodes.kontext_nodes import FalKontextMulti
 from fal_kontext.standin import StandInServer
 from fault_matrix import reference
 from results_book import table
-from support import TEST_KEY, wait_until
+from support import allow_short_timeouts, TEST_KEY, wait_until
 
 pytestmark = pytest.mark.anyio
 RED = (1.0, 0.0, 0.0)
@@ -132,7 +133,7 @@ async def test_every_interrupt_cancels_the_job(monkeypatch, moment):
 
 
 async def test_timeout_cancels_even_when_the_cancel_fails_once(monkeypatch):
-    monkeypatch.setattr(m, "TIMEOUT_MIN_SECONDS", 0.1)
+    allow_short_timeouts(monkeypatch, 0.1)
     with StandInServer(processing_delay=30) as server:
         server.faults.add("cancel", status=500)
         async with fast_client_factory()(key=TEST_KEY, base_url=server.base_url) as client:
@@ -167,7 +168,7 @@ async def test_a_cancel_answered_already_completed_says_finished_and_billed_and_
 
 
 async def test_a_timeout_after_the_job_finished_keeps_the_paid_result(monkeypatch):
-    monkeypatch.setattr(m, "TIMEOUT_MIN_SECONDS", 0.1)
+    allow_short_timeouts(monkeypatch, 0.1)
     with StandInServer(processing_delay=0.1) as server:
         freeze_status(server)
         request = EditRequest(m.MULTI_MODELS["pro"], "p", seed=1)
