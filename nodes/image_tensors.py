@@ -2,26 +2,26 @@
 
 IMAGE tensors are float `[B, H, W, C]`, values 0..1, channels last (see ComfyUI's
 images_and_masks docs). References go out as uint8 frames encoded to PNG; results come back
-as float32 RGB frames stacked into one batch.
+as float32 RGB frames stacked into one batch. How a frame is encoded (PNG or JPEG, by
+kontext/reference_encoding.py's rule) is decided there, without torch, so the CLI shares it.
 """
 from __future__ import annotations
 
 import hashlib
-import io
-import math
-import zlib
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps
 
 from ..client.errors import InvalidInputError
+from ..kontext import models as m
+from ..kontext.reference_encoding import (PNG_ZLIB_STRATEGY, downscale_frame, encode_png,
+                                          encode_reference)
 
+__all__ = ["reference_frames", "frame_key", "downscale_frame", "encode_png", "encode_reference",
+           "stack_results", "DEFAULT_PNG_COMPRESS_LEVEL", "PNG_ZLIB_STRATEGY"]
 # zlib level 1: several times faster than Pillow's default 6 for a few percent more bytes.
-DEFAULT_PNG_COMPRESS_LEVEL = 1
-# zlib's run-length strategy: ~30% faster than the default strategy at level 1 and as small as
-# level 6 on photos (bench/bench_png.py); Pillow hands `compress_type` to zlib as the strategy.
-PNG_ZLIB_STRATEGY = zlib.Z_RLE
+DEFAULT_PNG_COMPRESS_LEVEL = m.PNG_FAST_COMPRESS_LEVEL
 
 _CHANNEL_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 _CONVERSION_BLOCK_VALUES = 4_000_000  # ~16 MB of float32 per step of reference_frames
@@ -79,28 +79,6 @@ def frame_key(frame: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def downscale_frame(frame: np.ndarray, max_megapixels: float) -> np.ndarray:
-    """Shrink a uint8 frame (Pillow LANCZOS, aspect kept) to at most `max_megapixels`;
-    0 or less means no limit. Returns `frame` itself when it already fits."""
-    height, width = frame.shape[:2]
-    limit = max_megapixels * 1e6
-    if max_megapixels <= 0 or width * height <= limit:
-        return frame
-    scale = math.sqrt(limit / (width * height))
-    # Floor both sides so the result never exceeds the limit.
-    size = (max(1, math.floor(width * scale)), max(1, math.floor(height * scale)))
-    resized = np.asarray(_to_pil(frame).resize(size, Image.Resampling.LANCZOS))
-    return resized.reshape(size[1], size[0], -1) if frame.ndim == 3 else resized
-
-
-def encode_png(frame: np.ndarray, compress_level: int = DEFAULT_PNG_COMPRESS_LEVEL) -> bytes:
-    """PNG bytes of a uint8 HxWxC frame (C=1 L, 2 LA, 3 RGB, 4 RGBA)."""
-    buffer = io.BytesIO()
-    _to_pil(frame).save(buffer, format="PNG", compress_level=compress_level,
-                        compress_type=PNG_ZLIB_STRATEGY)
-    return buffer.getvalue()
-
-
 def stack_results(frames: list[np.ndarray]) -> torch.Tensor:
     """Stack uint8 HxWx3 frames into one `[B,H,W,3]` float32 0..1 CPU tensor, converting each
     frame straight into its slot. Frames whose size differs from the first are center-cropped
@@ -115,8 +93,3 @@ def stack_results(frames: list[np.ndarray]) -> torch.Tensor:
                                             Image.Resampling.LANCZOS))
         np.divide(frame, 255, out=slot, dtype=np.float32)
     return torch.from_numpy(batch)
-
-
-def _to_pil(frame: np.ndarray) -> Image.Image:
-    """A Pillow view of a uint8 frame; Pillow wants single-channel frames as 2-D arrays."""
-    return Image.fromarray(frame[..., 0] if frame.ndim == 3 and frame.shape[2] == 1 else frame)

@@ -41,6 +41,7 @@ class _KontextNode:
                    max_reference_megapixels: float = DEFAULT_MAX_REFERENCE_MEGAPIXELS,
                    timeout_seconds: int = int(m.DEFAULT_TIMEOUT_SECONDS),
                    nsfw_policy: str = m.NSFW_POLICIES[0], use_result_cache: bool = True,
+                   reference_encoding: str = m.REFERENCE_ENCODING_DEFAULT,
                    unique_id: str | None = None, **reference_inputs: Any) -> tuple[Any, int, str]:
         request = EditRequest(
             model=self.MODELS.get(model) or self._unknown_model(model), prompt=prompt, seed=seed,
@@ -49,7 +50,8 @@ class _KontextNode:
             enhance_prompt=enhance_prompt, sync_mode=sync_mode)
         request.validate(count_frames(reference_inputs, self.REFERENCE_INPUTS))
         references = await asyncio.to_thread(
-            collect_references, reference_inputs, self.REFERENCE_INPUTS, max_reference_megapixels)
+            collect_references, reference_inputs, self.REFERENCE_INPUTS, max_reference_megapixels,
+            reference_encoding)
         options = EditOptions(transport=reference_transport, timeout=float(timeout_seconds),
                               nsfw_policy=nsfw_policy)
         bridge = NodeBridge(unique_id)

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..kontext import models as m
 
-DEFAULT_MAX_REFERENCE_MEGAPIXELS = 4.0
+DEFAULT_MAX_REFERENCE_MEGAPIXELS = m.DEFAULT_MAX_REFERENCE_MEGAPIXELS
 
 
 def reference_socket(tooltip: str) -> tuple[str, dict[str, Any]]:
@@ -52,9 +52,12 @@ def edit_parameters() -> dict[str, tuple[str | list[str], dict[str, Any]]]:
             "tooltip": "upload: send references to fal storage once per process and pass URLs "
                        "(fast re-runs). data_uri: inline them in the request, nothing stored."}),
         "max_reference_megapixels": ("FLOAT", {
-            "default": DEFAULT_MAX_REFERENCE_MEGAPIXELS, "min": 0.0, "max": 64.0, "step": 0.5,
+            "default": DEFAULT_MAX_REFERENCE_MEGAPIXELS, "min": 0.0,
+            "max": m.MAX_REFERENCE_MEGAPIXELS_LIMIT, "step": 0.1, "round": 0.01,
             "tooltip": "Downscale references larger than this before sending (0 = never). "
-                       "Kontext works at about 1 MP, so big photos only cost upload time."}),
+                       "Kontext works at about 1 MP: BFL documents a fixed ~1 MP output and its "
+                       "training sizes run from 1024x1024 to 1568x672 (at most 1.05 MP), so "
+                       "1.1 loses nothing the model uses and more only costs upload time."}),
         "timeout_seconds": ("INT", {
             "default": int(m.DEFAULT_TIMEOUT_SECONDS), "min": int(m.TIMEOUT_MIN_SECONDS),
             "max": int(m.TIMEOUT_MAX_SECONDS),
@@ -65,6 +68,12 @@ def edit_parameters() -> dict[str, tuple[str | list[str], dict[str, Any]]]:
         "use_result_cache": ("BOOLEAN", {
             "default": True, "tooltip": "Re-use a stored result for exactly the same inputs and "
                                         "seed, even after a restart, instead of paying again."}),
+        "reference_encoding": (list(m.REFERENCE_ENCODINGS), {
+            "default": m.REFERENCE_ENCODING_DEFAULT,
+            "tooltip": "auto: photos go as high-quality JPEG (quality %d, no chroma subsampling; "
+                       "about a third of a PNG's bytes), graphics, text and images with alpha as "
+                       "lossless PNG. lossless: every reference as PNG, bit-exact, for when the "
+                       "exact pixels matter more than upload time." % m.REFERENCE_JPEG_QUALITY}),
     }
 
 
