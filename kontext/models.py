@@ -88,6 +88,7 @@ REFERENCE_JPEG_SUBSAMPLING = "4:4:4"
 # REFERENCE_COLOUR_SAMPLE_PIXELS pixels is a graphic (flat fills, line art, text, screenshots):
 # sent lossless. Photos show tens of thousands; anti-aliased drawings a few hundred.
 REFERENCE_GRAPHIC_MAX_COLOURS = 4096
+REFERENCE_GRAPHIC_PIXELS_PER_COLOUR = 8  # and at most one colour per 8 sampled pixels (thumbnails)
 REFERENCE_COLOUR_SAMPLE_PIXELS = 65_536
 # Lossless PNG: zlib level 1 + RLE for photo-like frames (as small as level 6 there, 2x faster);
 # Pillow's default level 6 for graphics, where RLE at level 1 is 1.2-1.6x bigger.

@@ -43,7 +43,7 @@ def encoding_tag(encoding: str) -> str:
     if encoding == "lossless":
         return "png"
     return (f"auto-jpeg{m.REFERENCE_JPEG_QUALITY}-{m.REFERENCE_JPEG_SUBSAMPLING}"
-            f"-g{m.REFERENCE_GRAPHIC_MAX_COLOURS}")
+            f"-g{m.REFERENCE_GRAPHIC_MAX_COLOURS}-{m.REFERENCE_GRAPHIC_PIXELS_PER_COLOUR}")
 
 
 def encode_reference(frame: np.ndarray, encoding: str = m.REFERENCE_ENCODING_DEFAULT) -> EncodedReference:
@@ -72,7 +72,8 @@ def reference_kind(frame: np.ndarray, encoding: str) -> str:
 
 
 def looks_like_graphic(frame: np.ndarray) -> bool:
-    """True when a ~64k-pixel sample of the frame holds few distinct colours."""
+    """True when a ~64k-pixel sample of the frame holds few distinct colours (at most
+    REFERENCE_GRAPHIC_MAX_COLOURS, and at most one per REFERENCE_GRAPHIC_PIXELS_PER_COLOUR)."""
     height, width = frame.shape[:2]
     stride = max(1, math.isqrt(height * width // m.REFERENCE_COLOUR_SAMPLE_PIXELS))
     sample = np.ascontiguousarray(frame[::stride, ::stride]).reshape(-1, frame.shape[-1]
@@ -80,7 +81,9 @@ def looks_like_graphic(frame: np.ndarray) -> bool:
     packed = np.zeros(len(sample), dtype=np.uint32)
     for channel in range(sample.shape[1]):
         packed |= sample[:, channel].astype(np.uint32) << (8 * channel)
-    return len(np.unique(packed)) <= m.REFERENCE_GRAPHIC_MAX_COLOURS
+    # Relative too, so a thumbnail photo (whose every pixel may differ) is not a "graphic".
+    limit = min(m.REFERENCE_GRAPHIC_MAX_COLOURS, len(packed) // m.REFERENCE_GRAPHIC_PIXELS_PER_COLOUR)
+    return len(np.unique(packed)) <= limit
 
 
 def encode_jpeg(frame: np.ndarray) -> bytes:
@@ -95,8 +98,9 @@ def encode_png(frame: np.ndarray, compress_level: int = m.PNG_FAST_COMPRESS_LEVE
     """PNG bytes of a uint8 HxWxC frame (C=1 L, 2 LA, 3 RGB, 4 RGBA); level 1 uses zlib's RLE
     strategy (fast on photos), other levels zlib's default strategy."""
     buffer = io.BytesIO()
-    strategy = PNG_ZLIB_STRATEGY if compress_level <= m.PNG_FAST_COMPRESS_LEVEL else zlib.Z_DEFAULT_STRATEGY
-    _to_pil(frame).save(buffer, format="PNG", compress_level=compress_level, compress_type=strategy)
+    # Only the fast level sets a strategy; otherwise Pillow's defaults, byte for byte.
+    strategy = {"compress_type": PNG_ZLIB_STRATEGY} if compress_level <= m.PNG_FAST_COMPRESS_LEVEL else {}
+    _to_pil(frame).save(buffer, format="PNG", compress_level=compress_level, **strategy)
     return buffer.getvalue()
 
 
