@@ -64,6 +64,15 @@ def _add_common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--enhance-prompt", action="store_true")
     parser.add_argument("--sync-mode", action="store_true", help="results inline, not kept by fal")
     parser.add_argument("--transport", choices=m.REFERENCE_TRANSPORTS, default="upload")
+    parser.add_argument("--reference-encoding", choices=m.REFERENCE_ENCODINGS,
+                        default=m.REFERENCE_ENCODING_DEFAULT,
+                        help="auto: PNG photos go as JPEG q%d 4:4:4, graphics/alpha as PNG, JPEG/"
+                             "WebP files as they are; lossless: files as they are (PNG if "
+                             "downscaled)" % m.REFERENCE_JPEG_QUALITY)
+    parser.add_argument("--max-reference-megapixels", type=float,
+                        default=m.DEFAULT_MAX_REFERENCE_MEGAPIXELS, metavar="MP",
+                        help="downscale larger references first (0 = never; Kontext works at "
+                             "about 1 MP)")
     parser.add_argument("--timeout", type=float, default=m.DEFAULT_TIMEOUT_SECONDS, metavar="S")
     parser.add_argument("--nsfw-policy", choices=m.NSFW_POLICIES, default="drop")
     parser.add_argument("--no-result-cache", action="store_true", help="always ask fal again")
@@ -128,7 +137,9 @@ async def _edit(args: argparse.Namespace) -> EditResult:
         safety_tolerance=args.safety_tolerance, enhance_prompt=args.enhance_prompt,
         sync_mode=args.sync_mode)
     request.validate(len(args.references))
-    references = [load_reference(path, f"REF {i + 1}") for i, path in enumerate(args.references)]
+    references = [load_reference(path, f"REF {i + 1}", args.reference_encoding,
+                                 args.max_reference_megapixels)
+                  for i, path in enumerate(args.references)]
     options = EditOptions(transport=args.transport, timeout=args.timeout, nsfw_policy=args.nsfw_policy)
     cache = None if args.no_result_cache or args.offline else default_result_cache()
     with _fal_origin(args.offline) as (key, base_url), progress_sink(args.quiet) as reporter:
