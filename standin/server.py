@@ -15,6 +15,7 @@ from .records import RecordedRequest
 from .rng import SharedRandom
 from .state import State
 from .storage import FileStore
+from .uplink import UplinkThrottle
 
 ORIGINS = ("api", "cdn", "run")
 SERVE_POLL_SECONDS = 0.02  # how quickly serve_forever notices shutdown()
@@ -95,10 +96,11 @@ class StandInServer:
     def __init__(self, processing_delay: float = 0.3, queue_delay: float = 0.0,
                  api_key: str | None = None, seed: int = 0, jitter: float = 0.0,
                  transient_fault_rate: float = 0.0, *, host: str = "127.0.0.1",
-                 port: int = 0) -> None:
+                 port: int = 0, uplink_bytes_per_second: float | None = None) -> None:
         rng = SharedRandom(seed)
         self._state = State(api_key, processing_delay, queue_delay, jitter, rng,
                             TransientFaults(transient_fault_rate, rng))
+        self.uplink_bytes_per_second = uplink_bytes_per_second
         self._host, self._port = host, port
         self._servers: dict[str, _OriginServer] = {}
         self._threads: list[threading.Thread] = []
@@ -196,6 +198,17 @@ class StandInServer:
     @queue_delay.setter
     def queue_delay(self, seconds: float) -> None:
         self._state.queue_delay = seconds
+
+    @property
+    def uplink_bytes_per_second(self) -> float | None:
+        """The client's simulated upload rate: every request body on every origin shares one
+        token bucket of this many bytes per second. None (the default): loopback speed."""
+        uplink = self._state.uplink
+        return uplink.bytes_per_second if uplink else None
+
+    @uplink_bytes_per_second.setter
+    def uplink_bytes_per_second(self, rate: float | None) -> None:
+        self._state.uplink = UplinkThrottle(rate) if rate else None  # applies to the next body
 
     @property
     def faults(self) -> FaultBook:
