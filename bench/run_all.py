@@ -16,7 +16,7 @@ import time
 import traceback
 
 from . import (bench_concurrency, bench_memory, bench_overhead, bench_png, bench_rerun,
-               bench_scaling)
+               bench_scaling, bench_uplink)
 from . import harness as h
 
 BENCHMARKS = {
@@ -26,6 +26,7 @@ BENCHMARKS = {
     "concurrency": bench_concurrency.run,  # P5
     "memory": bench_memory.run,  # P6
     "scaling": bench_scaling.run,
+    "uplink": bench_uplink.run,  # U1: first run over a 20 / 100 Mbit/s uplink
 }
 HERE = os.path.dirname(os.path.abspath(__file__))
 CAVEATS = (

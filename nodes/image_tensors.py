@@ -60,15 +60,18 @@ def reference_frames(input_name: str, image: object) -> list[np.ndarray]:
     for index in range(batch):
         for top in range(0, height, rows_per_block):
             block = image[index, top:top + rows_per_block]
-            # Checked before the float32 cast so a finite float64 can't become inf.
-            if not torch.isfinite(block).all():
+            # Checked before the float32 cast so a finite float64 can't become inf. The sum is
+            # one fast pass and finite whenever every value is; only a non-finite sum (a NaN,
+            # an inf, or an overflow of huge values) pays for the exact element-wise check.
+            if not torch.isfinite(block.sum()) and not torch.isfinite(block).all():
                 raise InvalidInputError(input_name, "contains NaN or infinite values; "
                                                     "check the node that produced it")
             # Clamp because some nodes overshoot 0..1 slightly (resamplers, blends); rounding,
-            # not truncation, so a uint8 -> float -> uint8 round trip is exact.
+            # not truncation, so a uint8 -> float -> uint8 round trip is exact. The rounded
+            # floats are whole numbers, so copy_'s cast into the uint8 slot is exact too.
             as_float = block.to(device="cpu", dtype=torch.float32)
-            converted = as_float.clamp(0, 1).mul_(255).round_().to(torch.uint8)
-            pixels[index, top:top + rows_per_block] = converted.numpy()
+            slot = torch.from_numpy(pixels[index, top:top + rows_per_block])
+            slot.copy_(as_float.clamp(0, 1).mul_(255).round_())
     return list(pixels)
 
 

@@ -159,3 +159,9 @@ def test_large_references_are_downscaled_to_the_default_before_encoding():
     height, width = pixels.shape[:2]
     assert height == width and height * width <= m.DEFAULT_MAX_REFERENCE_MEGAPIXELS * 1e6
     assert height * width >= 0.99 * m.DEFAULT_MAX_REFERENCE_MEGAPIXELS * 1e6
+
+
+def test_rgba_graphic_is_no_bigger_than_pillows_default_png():
+    image = graphic_image("RGBA")
+    data, _ = sent(as_tensor(image))
+    assert len(data) <= len(pillow_default_png(image))
