@@ -79,10 +79,11 @@ def estimate_cost_usd(model: KontextModel, num_images: int) -> float:
 # gif or avif (fal's input schema for fal-ai/flux-pro/kontext); see docs/fal-protocol-notes.md.
 REFERENCE_ENCODINGS: tuple[str, ...] = ("auto", "lossless")
 REFERENCE_ENCODING_DEFAULT = "auto"
-# Photos: baseline-compatible progressive JPEG, 4:4:4 (no chroma subsampling, so coloured edges
-# and small text stay sharp), quality 95, optimised Huffman tables. Measured on 1 MP: ~1/3 of
-# Pillow's default PNG and ~40 ms of one core, PSNR >= 40 dB up to moderate sensor noise.
-REFERENCE_JPEG_QUALITY = 95
+# Photos: baseline JPEG, 4:4:4 (no chroma subsampling, so coloured edges and small text stay
+# sharp), quality 94, optimised Huffman tables (~15 % fewer bytes for ~10 ms). Measured on 1 MP
+# (bench/results.md "png"): a fifth to a third of Pillow's default PNG in ~20 ms of one core,
+# PSNR >= 40 dB on photos with up to moderate noise.
+REFERENCE_JPEG_QUALITY = 94
 REFERENCE_JPEG_SUBSAMPLING = "4:4:4"
 # A frame with at most this many distinct colours in a sample of about
 # REFERENCE_COLOUR_SAMPLE_PIXELS pixels is a graphic (flat fills, line art, text, screenshots):

@@ -6,7 +6,7 @@ The rule (constants in kontext/models.py, measurements in bench/results.md "enco
 - a graphic (few distinct colours in a pixel sample: flat fills, line art, text): PNG at
   Pillow's default level, pixel-exact and no bigger than Pillow's default PNG (forced or alpha
   graphics too; photo-like lossless frames use the fast level 1 + RLE).
-- anything else is a photo: progressive JPEG, quality 95, 4:4:4, optimised Huffman tables.
+- anything else is a photo: JPEG, quality 94, 4:4:4, optimised Huffman tables.
 
 Numpy and Pillow only (no torch), so the CLI uses the same rule as the nodes.
 """
@@ -91,7 +91,7 @@ def encode_jpeg(frame: np.ndarray) -> bytes:
     """JPEG bytes of a uint8 RGB (or gray) frame with the pack's photo settings."""
     buffer = io.BytesIO()
     _to_pil(frame).save(buffer, format="JPEG", quality=m.REFERENCE_JPEG_QUALITY,
-                        subsampling=m.REFERENCE_JPEG_SUBSAMPLING, optimize=True, progressive=True)
+                        subsampling=m.REFERENCE_JPEG_SUBSAMPLING, optimize=True)
     return buffer.getvalue()
 
 
