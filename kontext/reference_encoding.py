@@ -12,10 +12,12 @@ Numpy and Pillow only (no torch), so the CLI uses the same rule as the nodes.
 """
 from __future__ import annotations
 
-import io
 import math
+import os
+import tempfile
 import zlib
 from dataclasses import dataclass
+from typing import IO
 
 import numpy as np
 from PIL import Image
@@ -89,20 +91,38 @@ def looks_like_graphic(frame: np.ndarray) -> bool:
 
 def encode_jpeg(frame: np.ndarray) -> bytes:
     """JPEG bytes of a uint8 RGB (or gray) frame with the pack's photo settings."""
-    buffer = io.BytesIO()
-    _to_pil(frame).save(buffer, format="JPEG", quality=m.REFERENCE_JPEG_QUALITY,
-                        subsampling=m.REFERENCE_JPEG_SUBSAMPLING, optimize=True)
-    return buffer.getvalue()
+    return _save(frame, "JPEG", quality=m.REFERENCE_JPEG_QUALITY,
+                 subsampling=m.REFERENCE_JPEG_SUBSAMPLING, optimize=True)
 
 
 def encode_png(frame: np.ndarray, compress_level: int = m.PNG_FAST_COMPRESS_LEVEL) -> bytes:
     """PNG bytes of a uint8 HxWxC frame (C=1 L, 2 LA, 3 RGB, 4 RGBA); level 1 uses zlib's RLE
     strategy (fast on photos), other levels zlib's default strategy."""
-    buffer = io.BytesIO()
     # Only the fast level sets a strategy; otherwise Pillow's defaults, byte for byte.
     strategy = {"compress_type": PNG_ZLIB_STRATEGY} if compress_level <= m.PNG_FAST_COMPRESS_LEVEL else {}
-    _to_pil(frame).save(buffer, format="PNG", compress_level=compress_level, **strategy)
-    return buffer.getvalue()
+    return _save(frame, "PNG", compress_level=compress_level, **strategy)
+
+
+def _save(frame: np.ndarray, image_format: str, **options: object) -> bytes:
+    """Encode through a real file descriptor. Pillow then runs the whole encode with the GIL
+    released (encode_to_file); into a BytesIO it holds the GIL for JPEG, so encodes on worker
+    threads would take turns instead of using every core (bench/results.md, "png")."""
+    with _scratch_file() as scratch:
+        _to_pil(frame).save(scratch, format=image_format, **options)
+        scratch.flush()
+        scratch.seek(0)
+        return scratch.read()
+
+
+def _scratch_file() -> IO[bytes]:
+    """An anonymous in-memory file on Linux (memfd), else an unnamed temporary file."""
+    memfd_create = getattr(os, "memfd_create", None)
+    if memfd_create is not None:
+        try:
+            return open(memfd_create("fal-kontext-reference", getattr(os, "MFD_CLOEXEC", 0)), "w+b")
+        except OSError:
+            pass  # e.g. a sandbox without memfd: the temporary file below works everywhere
+    return tempfile.TemporaryFile()
 
 
 def downscale_frame(frame: np.ndarray, max_megapixels: float) -> np.ndarray:

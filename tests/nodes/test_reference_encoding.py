@@ -165,3 +165,20 @@ def test_rgba_graphic_is_no_bigger_than_pillows_default_png():
     image = graphic_image("RGBA")
     data, _ = sent(as_tensor(image))
     assert len(data) <= len(pillow_default_png(image))
+
+
+@pytest.mark.parametrize("kind", ["photo", "graphic"])
+def test_encoding_through_a_file_gives_the_same_bytes_as_pillow_into_memory(kind, monkeypatch):
+    # The encoders write through a file descriptor (so Pillow releases the GIL); the bytes must
+    # be exactly Pillow's, with memfd and with the temporary-file fallback.
+    frame = uint8(photo_tensor(side=96)) if kind == "photo" else np.asarray(graphic_image(side=96))
+    encoded = encode_reference(frame)
+    buffer = io.BytesIO()
+    if kind == "photo":
+        Image.fromarray(frame).save(buffer, "JPEG", quality=m.REFERENCE_JPEG_QUALITY,
+                                    subsampling=m.REFERENCE_JPEG_SUBSAMPLING, optimize=True)
+    else:
+        Image.fromarray(frame).save(buffer, "PNG")
+    assert encoded.data == buffer.getvalue()
+    monkeypatch.delattr("os.memfd_create", raising=False)
+    assert encode_reference(frame).data == buffer.getvalue()
