@@ -74,7 +74,7 @@ def estimate_cost_usd(model: KontextModel, num_images: int) -> float:
     return round(model.usd_per_image * num_images, 4)
 
 
-# --- Reference encoding and size (issue 14; figures in bench/results.md "encoding") -----------
+# --- Reference encoding and size (issue 14; figures in bench/results.md "png" and "uplink") -----------
 # fal's Kontext endpoints take references as URLs or base64 data URIs in jpg, jpeg, png, webp,
 # gif or avif (fal's input schema for fal-ai/flux-pro/kontext); see docs/fal-protocol-notes.md.
 REFERENCE_ENCODINGS: tuple[str, ...] = ("auto", "lossless")

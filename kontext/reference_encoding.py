@@ -1,6 +1,6 @@
 """uint8 frames -> the bytes a reference is sent as: downscale, then one encoding per image.
 
-The rule (constants in kontext/models.py, measurements in bench/results.md "encoding"):
+The rule (constants in kontext/models.py, measurements in bench/results.md "png"):
 
 - `lossless` forced, an alpha channel, or a single (gray) channel: PNG, pixel-exact.
 - a graphic (few distinct colours in a pixel sample: flat fills, line art, text): PNG at
