@@ -1,9 +1,9 @@
 """The one place that converts between ComfyUI IMAGE tensors and encoded image bytes.
 
 IMAGE tensors are float `[B, H, W, C]`, values 0..1, channels last (see ComfyUI's
-images_and_masks docs). References go out as uint8 frames encoded to PNG; results come back
-as float32 RGB frames stacked into one batch. How a frame is encoded (PNG or JPEG, by
-kontext/reference_encoding.py's rule) is decided there, without torch, so the CLI shares it.
+images_and_masks docs). References go out as uint8 frames, encoded as JPEG or PNG by the rule
+in kontext/reference_encoding.py (torch-free, so the CLI shares it); results come back as
+float32 RGB frames stacked into one batch.
 """
 from __future__ import annotations
 

@@ -57,7 +57,8 @@ def edit_parameters() -> dict[str, tuple[str | list[str], dict[str, Any]]]:
             "tooltip": "Downscale references larger than this before sending (0 = never). "
                        "Kontext works at about 1 MP: BFL documents a fixed ~1 MP output and its "
                        "training sizes run from 1024x1024 to 1568x672 (at most 1.05 MP), so "
-                       "1.1 loses nothing the model uses and more only costs upload time."}),
+                       f"{m.DEFAULT_MAX_REFERENCE_MEGAPIXELS:g} loses nothing the model uses and "
+                       "more only costs upload time."}),
         "timeout_seconds": ("INT", {
             "default": int(m.DEFAULT_TIMEOUT_SECONDS), "min": int(m.TIMEOUT_MIN_SECONDS),
             "max": int(m.TIMEOUT_MAX_SECONDS),
