@@ -66,6 +66,9 @@ def _serve(conn, processing_delay: float) -> None:
             if op == "delay":
                 server.processing_delay = args[0]
                 conn.send(None)
+            elif op == "uplink":
+                server.uplink_bytes_per_second = args[0]
+                conn.send(None)
             elif op == "job_times":
                 job = server.jobs[args[0]]
                 conn.send((job.submitted_at, job.completed_at))
@@ -123,6 +126,10 @@ class StandIn:
     def set_delay(self, seconds: float) -> None:
         self.processing_delay = seconds
         self._ask("delay", seconds)
+
+    def set_uplink(self, bytes_per_second: float | None) -> None:
+        """Throttle everything clients send (all request bodies) to this rate; None: loopback."""
+        self._ask("uplink", bytes_per_second)
 
     def job_times(self, request_id: str) -> tuple[float, float | None]:
         """(submitted_at, completed_at) of a job, both time.monotonic()."""
@@ -189,9 +196,13 @@ def reset_pack_caches() -> None:
 
 
 # --- fixtures --------------------------------------------------------------------------------
-def photo_like(height: int, width: int, seed: int) -> torch.Tensor:
+PHOTO_NOISE = 0.02  # sigma of the per-channel noise, ~5 of 255 levels
+
+
+def photo_like(height: int, width: int, seed: int, noise: float = PHOTO_NOISE) -> torch.Tensor:
     """A [1,H,W,3] float32 frame with smooth structure plus sensor-like noise, so PNG compresses
-    it about as much as a photo (random noise would not compress, flat colour far too well)."""
+    it about as much as a photo (random noise would not compress, flat colour far too well).
+    The default noise (independent per channel) is heavy: a worst case for lossy codecs."""
     generator = torch.Generator().manual_seed(seed)
     y = torch.linspace(0, 1, height).view(height, 1)
     x = torch.linspace(0, 1, width).view(1, width)
@@ -204,7 +215,7 @@ def photo_like(height: int, width: int, seed: int) -> torch.Tensor:
                    + 0.08 * torch.cos(6.283 * f[3] * (x - y) * 3 + p[3]))
         channels.append(channel)
     image = torch.stack(channels, dim=-1)
-    image += torch.randn(height, width, 3, generator=generator) * 0.02
+    image += torch.randn(height, width, 3, generator=generator) * noise
     return image.clamp_(0, 1).unsqueeze(0)
 
 

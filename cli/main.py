@@ -136,7 +136,9 @@ async def _edit(args: argparse.Namespace) -> EditResult:
     request = EditRequest.from_inputs(m.MULTI_MODELS[values[p.MODEL]], values)
     request.validate(len(args.references))
     options = p.check_options(values)
-    references = [load_reference(path, f"REF {i + 1}") for i, path in enumerate(args.references)]
+    references = [load_reference(path, f"REF {i + 1}", options["reference_encoding"],
+                                 options["max_reference_megapixels"])
+                  for i, path in enumerate(args.references)]
     run_options = EditOptions(transport=options["reference_transport"],
                               timeout=options["timeout_seconds"], nsfw_policy=options["nsfw_policy"])
     cache = None if args.no_result_cache or args.offline else default_result_cache()

@@ -128,9 +128,12 @@ PARAMETERS: tuple[Parameter, ...] = (
               "in the request, nothing stored.", choices=m.REFERENCE_TRANSPORTS,
               sent_to_fal=False, cli_flag="--transport"),
     Parameter("max_reference_megapixels", FLOAT, m.DEFAULT_MAX_REFERENCE_MEGAPIXELS,
-              "Downscale references larger than this before sending (0 = never). Kontext works "
-              "at about 1 MP, so big photos only cost upload time.", low=0.0, high=64.0, step=0.5,
-              sent_to_fal=False, cli_flag=None),
+              "Downscale references larger than this before sending (0 = never). Kontext works at "
+              "about 1 MP: BFL documents a fixed ~1 MP output and its training sizes run from "
+              "1024x1024 to 1568x672 (at most 1.05 MP), so "
+              f"{m.DEFAULT_MAX_REFERENCE_MEGAPIXELS:g} loses nothing the model uses and more only "
+              "costs upload time.", low=0.0, high=m.MAX_REFERENCE_MEGAPIXELS_LIMIT, step=0.1,
+              sent_to_fal=False, widget={"round": 0.01}),
     Parameter("timeout_seconds", FLOAT, int(m.DEFAULT_TIMEOUT_SECONDS), "Give up after this long "
               "(upload, queue, generation and download); the job is then cancelled at fal, and "
               "a result it still delivers is kept in the result cache.",
@@ -142,6 +145,12 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("use_result_cache", BOOL, True, "Re-use a stored result for exactly the same "
               "inputs and seed, even after a restart, instead of paying again.", sent_to_fal=False,
               cli_flag=None),
+    Parameter("reference_encoding", CHOICE, m.REFERENCE_ENCODING_DEFAULT, "auto: photos go as "
+              "high-quality JPEG (quality %d, no chroma subsampling; a fifth to a third of a PNG's "
+              "bytes, so a first run uploads ~3x faster), graphics, text and images with alpha as "
+              "lossless PNG. lossless: every reference as PNG, bit-exact, for when the exact "
+              "pixels matter more than upload time." % m.REFERENCE_JPEG_QUALITY,
+              choices=m.REFERENCE_ENCODINGS, sent_to_fal=False),
 )
 MODEL = "model"  # picks the endpoint (and the price); every other entry is a field or an option
 BY_NAME: dict[str, Parameter] = {p.name: p for p in PARAMETERS}

@@ -46,7 +46,8 @@ class _KontextNode:
             request.validate(count_frames(inputs, self.REFERENCE_INPUTS))
             options = p.check_options(inputs)
             references = await asyncio.to_thread(collect_references, inputs, self.REFERENCE_INPUTS,
-                                                 options["max_reference_megapixels"])
+                                                 options["max_reference_megapixels"],
+                                                 options["reference_encoding"])
             run_options = EditOptions(transport=options["reference_transport"],
                                       timeout=options["timeout_seconds"],
                                       nsfw_policy=options["nsfw_policy"])

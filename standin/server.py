@@ -17,6 +17,7 @@ from .records import RecordedRequest
 from .rng import SharedRandom
 from .state import State
 from .storage import FileStore
+from .uplink import UplinkThrottle
 
 ORIGINS = ("api", "cdn", "run")
 START_TIMEOUT_ANSWERS = ("result", "status")
@@ -118,7 +119,8 @@ class StandInServer:
                  port: int = 0, stream_keepalive: float = 15.0,
                  ignore_cancel_in_progress: bool = False, start_timeout_answer: str = "result",
                  token_base_url: str | None = "cdn", result_retention: float = 3600.0,
-                 large_result_retention: float = 360.0, large_result_bytes: int = 10_240) -> None:
+                 large_result_retention: float = 360.0, large_result_bytes: int = 10_240,
+                 uplink_bytes_per_second: float | None = None) -> None:
         if start_timeout_answer not in START_TIMEOUT_ANSWERS:
             raise ValueError(f"start_timeout_answer must be one of {START_TIMEOUT_ANSWERS}")
         if stream_keepalive <= 0:
@@ -132,6 +134,7 @@ class StandInServer:
                             token_base_url=token_base_url, result_retention=result_retention,
                             large_result_retention=large_result_retention,
                             large_result_bytes=large_result_bytes)
+        self.uplink_bytes_per_second = uplink_bytes_per_second
         self._host, self._port = host, port
         self._servers: dict[str, _OriginServer] = {}
         self._threads: list[threading.Thread] = []
@@ -279,6 +282,17 @@ class StandInServer:
     @large_result_retention.setter
     def large_result_retention(self, seconds: float) -> None:
         self._state.large_result_retention = seconds
+
+    @property
+    def uplink_bytes_per_second(self) -> float | None:
+        """The client's simulated upload rate: every request body on every origin shares one
+        token bucket of this many bytes per second. None (the default): loopback speed."""
+        uplink = self._state.uplink
+        return uplink.bytes_per_second if uplink else None
+
+    @uplink_bytes_per_second.setter
+    def uplink_bytes_per_second(self, rate: float | None) -> None:
+        self._state.uplink = UplinkThrottle(rate) if rate else None  # applies to the next body
 
     @property
     def faults(self) -> FaultBook:

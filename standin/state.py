@@ -11,6 +11,7 @@ from .jobs import FailurePlan, Job, JobBook
 from .records import RequestLog
 from .rng import SharedRandom
 from .storage import FileStore
+from .uplink import UplinkThrottle
 
 
 @dataclass
@@ -39,6 +40,7 @@ class State:
     base_url: str = ""
     cdn_url: str = ""
     run_url: str = ""
+    uplink: UplinkThrottle | None = None  # None: request bodies arrive at loopback speed
     generator: Generator = field(init=False)
 
     def __post_init__(self) -> None:
