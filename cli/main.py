@@ -39,10 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
     edit = commands.add_parser("edit", help="edit with reference images (billed unless --offline)")
     edit.add_argument("references", nargs="+", type=Path, metavar="REF",
                       help=f"reference images in order (up to {m.MAX_REFERENCES})")
-    edit.add_argument("--prompt", required=True, help="the edit instruction")
+    instruction = p.PARAMETERS[0]  # the table's first entry: the edit instruction
+    edit.add_argument(instruction.flag, dest=instruction.name, required=True,
+                      help="the edit instruction")
     _add_common_options(edit)
     demo = commands.add_parser("demo", help="offline demo on the shipped sample images")
-    demo.add_argument("--prompt", default=DEMO_PROMPT, help="the edit instruction")
+    demo.add_argument(instruction.flag, dest=instruction.name, default=DEMO_PROMPT,
+                      help="the edit instruction")
     _add_common_options(demo)
     return parser
 
@@ -59,7 +62,7 @@ def _add_common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose", action="store_true", help="log requests and fal's logs")
 
 
-_OWN_FLAGS = ("--prompt",)  # declared by each command (required for edit, a default for demo)
+_OWN_FLAGS = (p.PARAMETERS[0].flag,)  # the instruction: each command declares it
 _ARGUMENT_TYPES = {p.INT: int, p.FLOAT: float, p.TEXT: str}
 
 
