@@ -66,6 +66,9 @@ def _serve(conn, processing_delay: float) -> None:
             if op == "delay":
                 server.processing_delay = args[0]
                 conn.send(None)
+            elif op == "uplink":
+                server.uplink_bytes_per_second = args[0]
+                conn.send(None)
             elif op == "job_times":
                 job = server.jobs[args[0]]
                 conn.send((job.submitted_at, job.completed_at))
@@ -76,6 +79,11 @@ def _serve(conn, processing_delay: float) -> None:
                            "upload_requests": len(uploads),
                            "upload_bytes": sum(len(r.body) for r in uploads),
                            "submits": sum(1 for r in requests if r.route == "submit")})
+            elif op == "job_traffic":
+                job = server.jobs[args[0]]
+                mine = [r for r in server.requests if f"/requests/{args[0]}" in r.path]
+                conn.send({"completed_at": job.completed_at,
+                           "routes": [(r.route, r.time) for r in mine]})
             elif op == "timeline":
                 conn.send([(r.route, r.time, len(r.body)) for r in server.requests])
             elif op == "clear":
@@ -119,6 +127,10 @@ class StandIn:
         self.processing_delay = seconds
         self._ask("delay", seconds)
 
+    def set_uplink(self, bytes_per_second: float | None) -> None:
+        """Throttle everything clients send (all request bodies) to this rate; None: loopback."""
+        self._ask("uplink", bytes_per_second)
+
     def job_times(self, request_id: str) -> tuple[float, float | None]:
         """(submitted_at, completed_at) of a job, both time.monotonic()."""
         return self._ask("job_times", request_id)
@@ -132,6 +144,11 @@ class StandIn:
         with open(f"/proc/{self._process.pid}/stat") as stat:
             fields = stat.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def job_traffic(self, request_id: str) -> dict[str, Any]:
+        """When the job completed (time.monotonic()) and (route, time) of every request that
+        named it (status polls, stream connections, result fetches, cancels)."""
+        return self._ask("job_traffic", request_id)
 
     def timeline(self) -> list[tuple[str | None, float, int]]:
         """(route, time.monotonic() when read, body bytes) of each request since clear()."""
@@ -179,9 +196,13 @@ def reset_pack_caches() -> None:
 
 
 # --- fixtures --------------------------------------------------------------------------------
-def photo_like(height: int, width: int, seed: int) -> torch.Tensor:
+PHOTO_NOISE = 0.02  # sigma of the per-channel noise, ~5 of 255 levels
+
+
+def photo_like(height: int, width: int, seed: int, noise: float = PHOTO_NOISE) -> torch.Tensor:
     """A [1,H,W,3] float32 frame with smooth structure plus sensor-like noise, so PNG compresses
-    it about as much as a photo (random noise would not compress, flat colour far too well)."""
+    it about as much as a photo (random noise would not compress, flat colour far too well).
+    The default noise (independent per channel) is heavy: a worst case for lossy codecs."""
     generator = torch.Generator().manual_seed(seed)
     y = torch.linspace(0, 1, height).view(height, 1)
     x = torch.linspace(0, 1, width).view(1, width)
@@ -194,7 +215,7 @@ def photo_like(height: int, width: int, seed: int) -> torch.Tensor:
                    + 0.08 * torch.cos(6.283 * f[3] * (x - y) * 3 + p[3]))
         channels.append(channel)
     image = torch.stack(channels, dim=-1)
-    image += torch.randn(height, width, 3, generator=generator) * 0.02
+    image += torch.randn(height, width, 3, generator=generator) * noise
     return image.clamp_(0, 1).unsqueeze(0)
 
 

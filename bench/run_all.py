@@ -1,7 +1,7 @@
 """Run every benchmark against the stand-in and write bench/results.md (+ bench/scaling.png).
 
     python -m bench.run_all --quick     # ~1-2 minutes
-    python -m bench.run_all --full      # the figures for the README (~5 minutes)
+    python -m bench.run_all --full      # the figures for the README (~6 minutes)
     python -m bench.run_all --smoke --out /tmp/x.md   # seconds; what the test suite runs
 
 Run from the repository root. The stand-in runs in a child process on this machine.
@@ -16,7 +16,7 @@ import time
 import traceback
 
 from . import (bench_concurrency, bench_memory, bench_overhead, bench_png, bench_rerun,
-               bench_scaling)
+               bench_scaling, bench_status_requests, bench_uplink)
 from . import harness as h
 
 BENCHMARKS = {
@@ -26,12 +26,14 @@ BENCHMARKS = {
     "concurrency": bench_concurrency.run,  # P5
     "memory": bench_memory.run,  # P6
     "scaling": bench_scaling.run,
+    "status_requests": bench_status_requests.run,  # S1, S2 (issue 11)
+    "uplink": bench_uplink.run,  # U1: first run over a 20 / 100 Mbit/s uplink
 }
 HERE = os.path.dirname(os.path.abspath(__file__))
 CAVEATS = (
-    "Loopback makes bytes nearly free, so upload size barely shows in these times; the pack's "
-    "references (PNG level 1 with zlib's RLE strategy) are as small as the baseline's level 6 "
-    "ones (see rerun), so a real uplink does not change the comparison.",
+    "Loopback makes bytes nearly free, so upload size barely shows in P1-P6; the uplink "
+    "benchmark throttles everything the clients send to 20 and 100 Mbit/s to show what the "
+    "pack's smaller references (JPEG for photos) save on a real connection.",
     "The stand-in shares this machine's cores with the client (its CPU time is shown under "
     "concurrency); it also reads and decodes the references inside the submit request, which "
     "both sides pay in 'before submit'.",

@@ -6,31 +6,59 @@ import io
 import json
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..client import InvalidInputError
+from ..kontext.errors import InvalidInputError
+from ..kontext import models as m
 from ..kontext.pipeline import EditResult, Reference
+from ..kontext.reference_encoding import downscale_frame, encode_reference, encoding_tag
 
 _MIME_BY_FORMAT = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 _EXTENSION_BY_MIME = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp"}
 
 
-def load_reference(path: Path, label: str) -> Reference:
-    """A reference from an image file, sent as it is (no re-encoding)."""
+def load_reference(path: Path, label: str, encoding: str = m.REFERENCE_ENCODING_DEFAULT,
+                   max_megapixels: float = m.DEFAULT_MAX_REFERENCE_MEGAPIXELS) -> Reference:
+    """A reference from an image file. A file that already fits `max_megapixels` goes as it is
+    when re-encoding could only lose (a JPEG or WebP under `auto`; any file under `lossless`);
+    anything else is decoded, downscaled and encoded by the nodes' rule
+    (kontext/reference_encoding.py), e.g. a PNG photo goes as JPEG under `auto`."""
     try:
         data = path.read_bytes()
     except OSError as error:
         raise InvalidInputError(label, f"cannot read {path}: {error.strerror}") from None
     try:
         with Image.open(io.BytesIO(data)) as image:
-            image_format = image.format
+            image_format, (width, height) = image.format, image.size
     except (UnidentifiedImageError, OSError):
-        image_format = None
+        image_format, width, height = None, 0, 0
     content_type = _MIME_BY_FORMAT.get(image_format or "")
     if content_type is None:
         raise InvalidInputError(label, f"{path} is not a PNG, JPEG or WebP image")
-    return Reference(label=f"{label} ({path.name})", key=hashlib.sha256(data).hexdigest(),
-                     encode=lambda: (data, content_type))
+    digest = hashlib.sha256(data).hexdigest()
+    label = f"{label} ({path.name})"
+    fits = max_megapixels <= 0 or width * height <= max_megapixels * 1e6
+    if fits and (encoding == "lossless" or content_type != "image/png"):
+        return Reference(label=label, key=digest, encode=lambda: (data, content_type))
+
+    def encode() -> tuple[bytes, str]:
+        frame = downscale_frame(_decoded_frame(data), max_megapixels)
+        encoded = encode_reference(frame, encoding)
+        return encoded.data, encoded.content_type
+
+    return Reference(label=label, key=f"{digest}:{max_megapixels:g}mp:{encoding_tag(encoding)}",
+                     encode=encode)
+
+
+def _decoded_frame(data: bytes) -> np.ndarray:
+    """The file's pixels as a uint8 frame, EXIF orientation applied, alpha kept."""
+    with Image.open(io.BytesIO(data)) as image:
+        image = ImageOps.exif_transpose(image)
+        if image.mode not in ("L", "LA", "RGB", "RGBA"):
+            has_alpha = "A" in image.getbands() or "transparency" in image.info
+            image = image.convert("RGBA" if has_alpha else "RGB")
+        return np.asarray(image)
 
 
 def write_results(result: EditResult, output_dir: Path) -> list[Path]:

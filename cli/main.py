@@ -15,10 +15,11 @@ import sys
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from ..client import (AuthError, ConfigurationError, FalClient, FalError, InvalidInputError,
-                      ValidationError)
+from ..client import AuthError, ConfigurationError, FalClient, FalError, ValidationError
 from ..kontext import models as m
+from ..kontext import parameters as p
 from ..kontext.edit_request import EditRequest
+from ..kontext.errors import InvalidInputError
 from ..kontext.pipeline import EditOptions, EditResult, run_edit
 from ..kontext.result_cache import default_result_cache
 from .files import load_reference, write_results
@@ -38,39 +39,50 @@ def build_parser() -> argparse.ArgumentParser:
     edit = commands.add_parser("edit", help="edit with reference images (billed unless --offline)")
     edit.add_argument("references", nargs="+", type=Path, metavar="REF",
                       help=f"reference images in order (up to {m.MAX_REFERENCES})")
-    edit.add_argument("--prompt", required=True, help="the edit instruction")
+    instruction = p.PARAMETERS[0]  # the table's first entry: the edit instruction
+    edit.add_argument(instruction.flag, dest=instruction.name, required=True,
+                      help="the edit instruction")
     _add_common_options(edit)
     demo = commands.add_parser("demo", help="offline demo on the shipped sample images")
-    demo.add_argument("--prompt", default=DEMO_PROMPT, help="the edit instruction")
+    demo.add_argument(instruction.flag, dest=instruction.name, default=DEMO_PROMPT,
+                      help="the edit instruction")
     _add_common_options(demo)
     return parser
 
 
 def _add_common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output-dir", type=Path, default=Path("fal-kontext-output"))
-    parser.add_argument("--model", choices=m.MODEL_TIERS, default="pro",
-                        help="pro ($%.2f/image) or max ($%.2f/image)" % (
-                            m.MULTI_MODELS["pro"].usd_per_image, m.MULTI_MODELS["max"].usd_per_image))
-    parser.add_argument("--seed", type=int, default=None, help="reproducible runs (default: random)")
-    parser.add_argument("--guidance", type=float, default=m.GUIDANCE_DEFAULT, dest="guidance_scale",
-                        help=f"{m.GUIDANCE_MIN:g}..{m.GUIDANCE_MAX:g}")
-    parser.add_argument("--num-images", type=int, default=m.NUM_IMAGES_DEFAULT,
-                        help=f"{m.NUM_IMAGES_MIN}..{m.NUM_IMAGES_MAX}, each billed")
-    parser.add_argument("--aspect-ratio", choices=(m.ASPECT_RATIO_AUTO, *m.ASPECT_RATIOS),
-                        default=m.ASPECT_RATIO_AUTO)
-    parser.add_argument("--output-format", choices=m.OUTPUT_FORMATS, default=m.OUTPUT_FORMAT_DEFAULT)
-    parser.add_argument("--safety-tolerance", choices=m.SAFETY_TOLERANCES,
-                        default=m.SAFETY_TOLERANCE_DEFAULT)
-    parser.add_argument("--enhance-prompt", action="store_true")
-    parser.add_argument("--sync-mode", action="store_true", help="results inline, not kept by fal")
-    parser.add_argument("--transport", choices=m.REFERENCE_TRANSPORTS, default="upload")
-    parser.add_argument("--timeout", type=float, default=m.DEFAULT_TIMEOUT_SECONDS, metavar="S")
-    parser.add_argument("--nsfw-policy", choices=m.NSFW_POLICIES, default="drop")
+    for parameter in p.PARAMETERS:
+        if parameter.flag is not None and parameter.flag not in _OWN_FLAGS:
+            _add_parameter(parser, parameter)
     parser.add_argument("--no-result-cache", action="store_true", help="always ask fal again")
     parser.add_argument("--offline", action="store_true",
                         help="use the bundled stand-in server: no key, no network, no cost")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--verbose", action="store_true", help="log requests and fal's logs")
+
+
+_OWN_FLAGS = (p.PARAMETERS[0].flag,)  # the instruction: each command declares it
+_ARGUMENT_TYPES = {p.INT: int, p.FLOAT: float, p.TEXT: str}
+
+
+def _add_parameter(parser: argparse.ArgumentParser, parameter: p.Parameter) -> None:
+    """One table entry as an option: its flag, type or choices, default and a short help."""
+    help_text = parameter.tooltip.split(". ")[0].rstrip(".")
+    default = parameter.command_line_default
+    if parameter.kind == p.BOOL:
+        parser.add_argument(parameter.flag, dest=parameter.name, action="store_true",
+                            default=default, help=help_text)
+    elif parameter.kind == p.CHOICE:
+        parser.add_argument(parameter.flag, dest=parameter.name, choices=parameter.choices,
+                            default=default, help=help_text)
+    else:
+        bounds = (f" ({parameter.low:.10g}..{parameter.high:.10g})" if parameter.low is not None
+                  else "")
+        if default is None:
+            bounds += ", default: random"
+        parser.add_argument(parameter.flag, dest=parameter.name, type=_ARGUMENT_TYPES[parameter.kind],
+                            default=default, help=help_text + bounds)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -83,10 +95,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.offline and not args.quiet:
         print("Offline: using the bundled fal stand-in server on 127.0.0.1; nothing is billed.",
               file=sys.stderr)
+    args.reporter = None
     try:
         result = _run_until_interrupted(args)
     except KeyboardInterrupt:
-        print("Interrupted: the fal job (if any) was cancelled.", file=sys.stderr)
+        ending = getattr(args.reporter, "ending", None) or "Cancelled · nothing was sent to fal"
+        print(f"Interrupted. {ending}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except FalError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -121,19 +135,20 @@ def _run_until_interrupted(args: argparse.Namespace) -> EditResult:
 
 
 async def _edit(args: argparse.Namespace) -> EditResult:
-    request = EditRequest(
-        model=m.MULTI_MODELS[args.model], prompt=args.prompt, seed=args.seed,
-        guidance_scale=args.guidance_scale, num_images=args.num_images,
-        aspect_ratio=args.aspect_ratio, output_format=args.output_format,
-        safety_tolerance=args.safety_tolerance, enhance_prompt=args.enhance_prompt,
-        sync_mode=args.sync_mode)
+    values = vars(args)
+    request = EditRequest.from_inputs(m.MULTI_MODELS[values[p.MODEL]], values)
     request.validate(len(args.references))
-    references = [load_reference(path, f"REF {i + 1}") for i, path in enumerate(args.references)]
-    options = EditOptions(transport=args.transport, timeout=args.timeout, nsfw_policy=args.nsfw_policy)
+    options = p.check_options(values)
+    references = [load_reference(path, f"REF {i + 1}", options["reference_encoding"],
+                                 options["max_reference_megapixels"])
+                  for i, path in enumerate(args.references)]
+    run_options = EditOptions(transport=options["reference_transport"],
+                              timeout=options["timeout_seconds"], nsfw_policy=options["nsfw_policy"])
     cache = None if args.no_result_cache or args.offline else default_result_cache()
     with _fal_origin(args.offline) as (key, base_url), progress_sink(args.quiet) as reporter:
+        args.reporter = reporter
         async with FalClient(key, base_url=base_url) as client:
-            return await run_edit(client, request, references, options=options,
+            return await run_edit(client, request, references, options=run_options,
                                   progress=reporter, result_cache=cache)
 
 

@@ -1,10 +1,10 @@
 """A standalone async client for fal.ai's queue, storage and files (httpx; no torch, no ComfyUI)."""
 from .credentials import default_config_path, resolve_key
-from .errors import (AuthError, CancelledError, ConfigurationError,
-                     ConnectionFailedError, ContentPolicyError, DecodeError, DownloadError,
-                     FalError, FalTimeoutError, FieldError, InvalidInputError, JobFailedError,
-                     MissingKeyError, RateLimitError, RequestRejectedError, SafetyFilterError, ServerError,
-                     SpendCapError, SubmitUncertainError, ValidationError)
+from .errors import (AuthError, ConfigurationError, ConnectionFailedError, ContentPolicyError,
+                     DownloadError, FalConnectionError, FalError, FalJobError, FalStatusError,
+                     FalTimeoutError, FieldError, JobCancelledError, JobFailedError,
+                     JobNotFoundError, MissingKeyError, RateLimitError, RequestRejectedError,
+                     ServerError, StartDeadlineError, SubmitUncertainError, ValidationError)
 from .fal import FalClient
 from .hosts import BASE_URL_ENV, FalHosts
 from .queue_types import CancelOutcome, JobState, JobStatus, QueueUpdate, RequestHandle
@@ -12,11 +12,11 @@ from .retry import RetryPolicy
 from .storage import SHARED_UPLOAD_CACHE, UploadCache
 
 __all__ = [
-    "AuthError", "BASE_URL_ENV", "CancelOutcome", "CancelledError",
-    "ConfigurationError", "ConnectionFailedError", "ContentPolicyError", "DecodeError",
-    "DownloadError", "FalClient", "FalError", "FalHosts", "FalTimeoutError", "FieldError",
-    "InvalidInputError", "JobFailedError", "JobState", "JobStatus", "MissingKeyError",
-    "QueueUpdate", "RateLimitError", "RequestHandle", "RequestRejectedError", "RetryPolicy",
-    "SHARED_UPLOAD_CACHE", "SafetyFilterError", "ServerError", "SpendCapError", "SubmitUncertainError", "UploadCache",
-    "ValidationError", "default_config_path", "resolve_key",
+    "AuthError", "BASE_URL_ENV", "CancelOutcome", "ConfigurationError", "ConnectionFailedError",
+    "ContentPolicyError", "DownloadError", "FalClient", "FalConnectionError", "FalError",
+    "FalHosts", "FalJobError", "FalStatusError", "FalTimeoutError", "FieldError",
+    "JobCancelledError", "JobFailedError", "JobNotFoundError", "JobState", "JobStatus",
+    "MissingKeyError", "QueueUpdate", "RateLimitError", "RequestHandle", "RequestRejectedError",
+    "RetryPolicy", "SHARED_UPLOAD_CACHE", "ServerError", "StartDeadlineError",
+    "SubmitUncertainError", "UploadCache", "ValidationError", "default_config_path", "resolve_key",
 ]

@@ -1,7 +1,11 @@
-"""Every failure the pack can report, one class per thing a user does differently about it.
+"""The fal client's errors: one class per thing a caller does differently about it.
 
-Messages are one readable line: what happened, what to do, and the fal request id when there
-is one. Secrets are redacted from every message (see `redaction`).
+A small tree under `FalError`: `FalConnectionError` (fal could not be reached or its answer never
+arrived whole), `FalStatusError` (fal answered with an error status), `FalJobError` (the job
+itself failed, was cancelled, or ran out of time). Messages are one readable line: what happened,
+what to do, and the fal request id when there is one. Secrets are redacted from every message
+(see `redaction`). The Kontext pack's own errors (bad inputs, spend cap, undecodable results)
+live with its pipeline, in `kontext/errors.py`.
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ KEY_HELP = (
 
 
 class FalError(Exception):
-    """Base of every error raised by the fal client and the pack built on it."""
+    """Base of every error raised by the fal client (and, through subclasses, by the pack)."""
 
     def __init__(self, message: str, *, request_id: str | None = None, status_code: int | None = None):
         self.request_id = request_id
@@ -34,19 +38,25 @@ class FalError(Exception):
         return f"{type(self).__name__}({self.message!r})"
 
 
-class InvalidInputError(FalError):
-    """A local check refused an input before anything was sent (no money spent)."""
 
-    def __init__(self, input_name: str, problem: str):
-        self.input_name = input_name
-        super().__init__(f"Input '{input_name}': {problem}")
+
+class FalConnectionError(FalError):
+    """fal could not be reached, or its answer never arrived whole."""
+
+
+class FalStatusError(FalError):
+    """fal (or something in front of it) answered with an error status."""
+
+
+class FalJobError(FalError):
+    """The job at fal failed, was cancelled, was dropped, or took too long."""
 
 
 class ConfigurationError(FalError):
     """The client is configured in a way that would be unsafe or cannot work."""
 
 
-class AuthError(FalError):
+class AuthError(FalStatusError):
     """fal refused the key (401/403) or no key could be found."""
 
 
@@ -54,8 +64,6 @@ class MissingKeyError(AuthError):
     """No fal key was found in any of the places we look."""
 
 
-class SpendCapError(FalError):
-    """A run would push this process's spending above FAL_KONTEXT_MAX_SPEND_USD."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +92,7 @@ class FieldError:
                    str(item.get("msg", "")), str(item.get("type", "")))
 
 
-class ValidationError(FalError):
+class ValidationError(FalStatusError):
     """fal rejected the inputs (422); `fields` lists each offending field and fal's reason."""
 
     def __init__(self, fields: Sequence[FieldError], *, request_id: str | None = None,
@@ -104,7 +112,7 @@ class ContentPolicyError(ValidationError):
                                 "the flagged image; raising safety_tolerance may help)")
 
 
-class RateLimitError(FalError):
+class RateLimitError(FalStatusError):
     """fal is limiting our request rate or concurrency (429)."""
 
     def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any):
@@ -112,19 +120,19 @@ class RateLimitError(FalError):
         super().__init__(message, **kwargs)
 
 
-class ServerError(FalError):
+class ServerError(FalStatusError):
     """fal (or something in front of it) failed with a 5xx or an unreadable answer."""
 
 
-class ConnectionFailedError(FalError):
+class ConnectionFailedError(FalConnectionError):
     """fal could not be reached at all (DNS, refused connection, network down)."""
 
 
-class SubmitUncertainError(FalError):
+class SubmitUncertainError(FalConnectionError):
     """A submit may have reached fal but we got no answer; it is not re-sent to avoid paying twice."""
 
 
-class JobFailedError(FalError):
+class JobFailedError(FalJobError):
     """The job ran at fal and ended with an error."""
 
     def __init__(self, message: str, *, logs_tail: Sequence[str] = (), **kwargs: Any):
@@ -134,45 +142,63 @@ class JobFailedError(FalError):
         super().__init__(message, **kwargs)
 
 
-class FalTimeoutError(FalError):
-    """The job took longer than the timeout; we asked fal to cancel it."""
+class FalTimeoutError(FalJobError):
+    """The run took longer than its timeout; the fal job was cancelled (or its result is still
+    being collected in the background, when it had already finished)."""
 
-    def __init__(self, timeout: float, *, cancel_confirmed: bool, request_id: str | None = None):
+    def __init__(self, timeout: float, *, cancel_confirmed: bool, request_id: str | None = None,
+                 ending: str = ""):
         self.timeout = timeout
         self.cancel_confirmed = cancel_confirmed
-        outcome = ("fal confirmed the cancel request" if cancel_confirmed
-                   else "fal did not confirm the cancel, so check the job in your fal dashboard")
-        super().__init__(f"The job did not finish within {timeout:g} s and was cancelled ({outcome}); "
-                         "raise the timeout for large jobs or busy hours", request_id=request_id)
+        outcome = ending or ("fal confirmed the cancel" if cancel_confirmed
+                             else "fal did not confirm the cancel, so check the job in your fal dashboard")
+        super().__init__(f"The run did not finish within {timeout:g} s ({outcome}); "
+                         "raise timeout_seconds for large jobs or busy hours", request_id=request_id)
 
 
-class CancelledError(FalError):
-    """The caller stopped the job; fal was asked to cancel it."""
+class JobCancelledError(FalJobError):
+    """The caller stopped the run; the fal job was cancelled (or kept, if it had finished).
+
+    `ending` says in words what happened to the job: stopped, billed, result kept or not."""
 
     def __init__(self, *, cancel_confirmed: bool, finished_and_billed: bool = False,
-                 request_id: str | None = None):
+                 request_id: str | None = None, ending: str = ""):
         self.cancel_confirmed = cancel_confirmed
         self.finished_and_billed = finished_and_billed
-        if finished_and_billed:
+        if ending:
+            text = f"Cancelled; {ending}"
+        elif finished_and_billed:
             text = "Cancelled, but the job had already finished at fal and was billed"
         elif cancel_confirmed:
             text = "Cancelled; fal confirmed the job was stopped"
         else:
             text = "Cancelled; fal did not confirm the cancel, so check the job in your fal dashboard"
+        self.ending = ending or text
         super().__init__(text, request_id=request_id)
+
+
+class StartDeadlineError(FalJobError):
+    """fal dropped the job because no runner started it before its start deadline; not billed."""
+
+    def __init__(self, deadline_seconds: float | None, *, request_id: str | None = None,
+                 status_code: int | None = 504):
+        self.deadline_seconds = deadline_seconds
+        within = f" within {deadline_seconds:g} s" if deadline_seconds else " in time"
+        super().__init__(f"fal could not start the job{within}; nothing was billed. fal is busy: "
+                         "try again later or raise timeout_seconds", request_id=request_id,
+                         status_code=status_code)
+
+
+class JobNotFoundError(FalJobError):
+    """fal does not know the request (never created, or its result is past fal's retention)."""
 
 
 class DownloadError(FalError):
     """A result or reference could not be downloaded (network, size cap, bad content)."""
 
 
-class DecodeError(FalError):
-    """Bytes that should be an image could not be decoded (corrupt, unsupported, too large)."""
 
 
-class RequestRejectedError(FalError):
+class RequestRejectedError(FalStatusError):
     """fal refused a request for a reason not covered above (an unexpected 4xx)."""
 
-
-class SafetyFilterError(FalError):
-    """fal's safety checker flagged result images (has_nsfw_concepts) and the policy refuses them."""

@@ -9,8 +9,8 @@ import httpx
 from .credentials import key_help
 from .hosts import origin_of
 from .errors import (AuthError, ContentPolicyError, FalError, FieldError, RateLimitError,
-                     RequestRejectedError, ServerError, ValidationError)
-from .retry import parse_retry_after
+                     RequestRejectedError, ServerError, StartDeadlineError, ValidationError)
+from .retry import is_start_deadline_answer, parse_retry_after
 
 CONTENT_POLICY_TYPE = "content_policy_violation"
 _MAX_TEXT = 300
@@ -18,6 +18,18 @@ _MAX_TEXT = 300
 
 def fal_request_id(response: httpx.Response) -> str | None:
     return response.headers.get("x-fal-request-id")
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    return parse_retry_after(response.headers.get("retry-after"))
+
+
+def start_deadline_sent(response: httpx.Response) -> float | None:
+    """The start deadline the request carried (X-Fal-Request-Timeout), if any."""
+    try:
+        return float(response.request.headers["x-fal-request-timeout"])
+    except (RuntimeError, KeyError, ValueError):  # no request attached, no header, not a number
+        return None
 
 
 def json_body(response: httpx.Response) -> Any:
@@ -47,6 +59,8 @@ def error_for_response(response: httpx.Response, *, request_id: str | None = Non
         or response.headers.get("x-fal-error-type")
     kind = f" [{error_type}]" if error_type else ""
     common = {"request_id": request_id, "status_code": status}
+    if is_start_deadline_answer(status, response.headers):
+        return StartDeadlineError(start_deadline_sent(response), **common)
     if status == 401:
         return AuthError(f"fal rejected the API key (401: {detail}). {key_help()}", **common)
     if status == 403:

@@ -5,8 +5,12 @@ import random
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from datetime import datetime, timezone
+from typing import Mapping
 
-RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
+# fal says whether an error is worth repeating in one of these headers (docs: errors).
+RETRYABLE_HEADERS = ("x-fal-retryable", "x-fal-needs-retry")
+START_DEADLINE_HEADER = "x-fal-request-timeout-type"
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,36 @@ class RetryPolicy:
 
 
 NO_RETRY = RetryPolicy(attempts=1)
+# While a job is alive its status is worth waiting for: fal's own clients ride out tens of
+# seconds of errors. The run's deadline, not an attempt count, ends the waiting.
+STATUS_RETRY = RetryPolicy(attempts=1_000_000, base_delay=0.5, max_delay=8.0)
+
+
+def server_retry_hint(headers: Mapping[str, str]) -> bool | None:
+    """fal's own verdict on repeating a failed request: True, False, or None (no hint)."""
+    for name in RETRYABLE_HEADERS:
+        value = headers.get(name)
+        if value is not None:
+            return value.strip().lower() in ("1", "true", "yes")
+    return None
+
+
+def is_start_deadline_answer(status_code: int, headers: Mapping[str, str]) -> bool:
+    """fal's answer for a job whose start deadline (X-Fal-Request-Timeout) passed: never retry."""
+    return status_code == 504 and headers.get(START_DEADLINE_HEADER, "").strip().lower() == "user"
+
+
+def should_retry(status_code: int, headers: Mapping[str, str], *, idempotent: bool) -> bool:
+    """Whether a failed answer may be repeated. A submit (not idempotent) only when fal provably
+    did not take the job: a 429 (rate limit, nothing queued) or fal saying it is retryable."""
+    if is_start_deadline_answer(status_code, headers):
+        return False
+    hint = server_retry_hint(headers)
+    if hint is not None:
+        return hint
+    if not idempotent:
+        return status_code == 429
+    return status_code in RETRYABLE_STATUS
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -6,14 +6,45 @@ the event loops ComfyUI creates per prompt.
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Mapping
+
+from .errors import ConfigurationError
 
 DEFAULT_UPLOAD_TTL_SECONDS = 6 * 3600.0  # well inside the lifetime we ask fal to keep uploads
-UPLOAD_LIFETIME_SECONDS = 24 * 3600  # sent to fal so references do not pile up on the account
+# How long fal keeps what the pack puts on its public CDN (references) and what a job writes
+# there (outputs): the pack keeps its own copies, so a day is plenty.
+STORAGE_LIFETIME_ENV = "FAL_KONTEXT_FAL_STORAGE_SECONDS"
+UPLOAD_LIFETIME_SECONDS = 24 * 3600
+_LIFETIME_OFF = frozenset({"off", "none", "default", "fal", ""})
 DEFAULT_UPLOAD_CACHE_ENTRIES = 512
+
+
+def storage_lifetime_seconds(environ: Mapping[str, str]) -> int | None:
+    """The lifetime to ask fal for, from FAL_KONTEXT_FAL_STORAGE_SECONDS (None = fal's default)."""
+    raw = environ.get(STORAGE_LIFETIME_ENV)
+    if raw is None:
+        return UPLOAD_LIFETIME_SECONDS
+    text = raw.strip().lower()
+    if text in _LIFETIME_OFF:
+        return None
+    try:
+        seconds = int(float(text))
+    except ValueError:
+        seconds = 0
+    if seconds < 60:
+        raise ConfigurationError(f"{STORAGE_LIFETIME_ENV}={raw!r} must be a number of seconds "
+                                 "(60 or more), or 'off' to keep fal's account default")
+    return seconds
+
+
+def lifecycle_header_value(seconds: int) -> str:
+    """fal's lifecycle preference: JSON with the expiry in seconds."""
+    return json.dumps({"expiration_duration_seconds": int(seconds)})
 
 
 def content_key(data: bytes) -> str:
@@ -31,13 +62,15 @@ class UploadCache:
         self._entries: OrderedDict[tuple[str, str], tuple[str, float]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, origin: str, key: str) -> str | None:
+    def get(self, origin: str, key: str, max_age: float | None = None) -> str | None:
+        """The URL, unless older than `ttl` (or `max_age`, when the caller knows fal keeps
+        the file for less time)."""
         with self._lock:
             entry = self._entries.get((origin, key))
             if entry is None:
                 return None
             url, stored_at = entry
-            if self._clock() - stored_at > self.ttl:
+            if self._clock() - stored_at > min(self.ttl, max_age if max_age is not None else self.ttl):
                 del self._entries[(origin, key)]
                 return None
             self._entries.move_to_end((origin, key))
@@ -75,6 +108,7 @@ class StorageToken:
     token: str
     token_type: str
     expires_at: float  # time.time() seconds
+    base_url: str | None = None  # the upload host fal named for this token, if it named one
 
     @property
     def header(self) -> str:

@@ -1,77 +1,89 @@
-"""One Kontext edit as the user asked for it: checked locally, then turned into fal's JSON body."""
+"""One Kontext edit as the user asked for it: checked locally, then turned into fal's JSON body.
+
+Which fields exist, their ranges and how they go on the wire all come from the parameter table
+(`parameters.py`); this class only holds the values and applies the table.
+"""
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
-from ..client.errors import InvalidInputError
 from . import models as m
+from . import parameters as p
+from .errors import InvalidInputError
+
+_PROMPT = p.FAL_FIELDS[0]  # the table's first entry: the instruction itself
 
 
-@dataclass(frozen=True)
 class EditRequest:
-    """Every endpoint parameter; `aspect_ratio="auto"` and `seed=None` mean "leave it to fal"."""
+    """The model plus every fal field of the table (its default when not given). A field left
+    as None (where the table allows it, e.g. the seed) is not sent: fal picks."""
 
-    model: m.KontextModel
-    prompt: str
-    seed: int | None = None
-    guidance_scale: float = m.GUIDANCE_DEFAULT
-    num_images: int = m.NUM_IMAGES_DEFAULT
-    aspect_ratio: str = m.ASPECT_RATIO_AUTO
-    output_format: str = m.OUTPUT_FORMAT_DEFAULT
-    safety_tolerance: str = m.SAFETY_TOLERANCE_DEFAULT
-    enhance_prompt: bool = False
-    sync_mode: bool = False
+    def __init__(self, model: m.KontextModel, prompt: str, **values: Any):
+        unknown = sorted(set(values) - set(p.FAL_FIELDS))
+        if unknown:
+            raise TypeError(f"not a Kontext parameter: {', '.join(unknown)}")
+        self.model = model
+        self.values: dict[str, Any] = {
+            name: values.get(name, p.BY_NAME[name].default) for name in p.FAL_FIELDS}
+        self.values[_PROMPT] = prompt
+        self._checked: dict[str, Any] | None = None
+
+    @classmethod
+    def from_inputs(cls, model: m.KontextModel, inputs: Mapping[str, Any]) -> "EditRequest":
+        """From a node's (or the CLI's) inputs by name; inputs that are not fal fields are ignored."""
+        fields = {name: inputs[name] for name in p.FAL_FIELDS if name in inputs}
+        return cls(model, fields.pop(_PROMPT, ""), **fields)
+
+    def __getattr__(self, name: str) -> Any:
+        values = self.__dict__.get("values", {})
+        if name in values:
+            return values[name]
+        raise AttributeError(name)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, EditRequest) and (self.model, self.values) == (other.model, other.values)
+
+    def __repr__(self) -> str:
+        return f"EditRequest({self.model.endpoint_id!r}, {self.values!r})"
+
+    def replace(self, **changes: Any) -> "EditRequest":
+        """A copy with some fields (or `model`) changed."""
+        model = changes.pop(p.MODEL, self.model)
+        values = {**self.values, **changes}
+        return EditRequest(model, values.pop(_PROMPT), **values)
 
     def validate(self, reference_count: int) -> None:
         """Raise InvalidInputError naming the input, before anything is uploaded or paid for."""
-        _check_prompt(self.prompt)
+        self.checked_values()
         _check_reference_count(self.model, reference_count)
-        if self.seed is not None:
-            _check_int("seed", self.seed, m.SEED_MIN, m.SEED_MAX)
-        _check_float("guidance_scale", self.guidance_scale, m.GUIDANCE_MIN, m.GUIDANCE_MAX)
-        _check_int("num_images", self.num_images, m.NUM_IMAGES_MIN, m.NUM_IMAGES_MAX)
-        _check_choice("aspect_ratio", self.aspect_ratio, (m.ASPECT_RATIO_AUTO, *m.ASPECT_RATIOS))
-        _check_choice("output_format", self.output_format, m.OUTPUT_FORMATS)
-        _check_choice("safety_tolerance", str(self.safety_tolerance), m.SAFETY_TOLERANCES)
-        for name in ("enhance_prompt", "sync_mode"):
-            if not isinstance(getattr(self, name), bool):
-                raise InvalidInputError(name, "must be true or false")
+
+    def checked_values(self) -> dict[str, Any]:
+        """Every field checked and converted to the type fal expects (once per request)."""
+        if self._checked is None:
+            self._checked = {name: p.check(name, value) for name, value in self.values.items()}
+        return self._checked
+
+    @property
+    def instruction(self) -> str:
+        """The edit instruction (the prompt as the user wrote it)."""
+        return self.values[_PROMPT]
+
+    @property
+    def reproducible(self) -> bool:
+        """False when fal is left to pick something at random (no seed), so no two runs match."""
+        return all(value is not None for value in self.values.values())
 
     @property
     def estimated_cost_usd(self) -> float:
-        return m.estimate_cost_usd(self.model, self.num_images)
+        return m.estimate_cost_usd(self.model, self.values["num_images"])
 
     def arguments(self, image_urls: list[str]) -> dict[str, Any]:
-        """fal's JSON body, with the JSON types fal expects (safety_tolerance is a string)."""
-        body: dict[str, Any] = {
-            "prompt": self.prompt,
-            "guidance_scale": float(self.guidance_scale),
-            "num_images": int(self.num_images),
-            "output_format": self.output_format,
-            "safety_tolerance": str(self.safety_tolerance),
-            "enhance_prompt": bool(self.enhance_prompt),
-            "sync_mode": bool(self.sync_mode),
-        }
-        if self.model.takes_many_references:
-            body["image_urls"] = list(image_urls)
-        else:
-            body["image_url"] = image_urls[0]
-        if self.seed is not None:
-            body["seed"] = int(self.seed)
-        if self.aspect_ratio != m.ASPECT_RATIO_AUTO:
-            body["aspect_ratio"] = self.aspect_ratio
+        """fal's JSON body: the checked fields the table sends, then the references."""
+        body = {name: value for name, value in self.checked_values().items()
+                if not p.BY_NAME[name].omitted(value)}
+        references = list(image_urls) if self.model.takes_many_references else image_urls[0]
+        body[self.model.reference_field] = references
         return body
-
-
-def _check_prompt(prompt: Any) -> None:
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise InvalidInputError("prompt", "is empty; describe the edit, e.g. 'put the hat from "
-                                          "image 2 on the person in image 1'")
-    if len(prompt) > m.PROMPT_MAX_CHARS:
-        raise InvalidInputError("prompt", f"is {len(prompt):,} characters; the limit is "
-                                          f"{m.PROMPT_MAX_CHARS:,}")
 
 
 def _check_reference_count(model: m.KontextModel, count: int) -> None:
@@ -81,19 +93,3 @@ def _check_reference_count(model: m.KontextModel, count: int) -> None:
     if count > limit:
         raise InvalidInputError("images", f"{count} reference images were given; {model.endpoint_id} "
                                           f"takes at most {limit} (count every frame of every batch)")
-
-
-def _check_int(name: str, value: Any, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise InvalidInputError(name, f"must be a whole number from {low} to {high}, got {value!r}")
-
-
-def _check_float(name: str, value: Any, low: float, high: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or not low <= value <= high:
-        raise InvalidInputError(name, f"must be a number from {low:g} to {high:g}, got {value!r}")
-
-
-def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise InvalidInputError(name, f"must be one of {', '.join(choices)}; got {value!r}")

@@ -72,3 +72,32 @@ TIMEOUT_MIN_SECONDS, TIMEOUT_MAX_SECONDS = 10.0, 3600.0
 def estimate_cost_usd(model: KontextModel, num_images: int) -> float:
     """What fal bills for one run: price per output image times the image count."""
     return round(model.usd_per_image * num_images, 4)
+
+
+# --- Reference encoding and size (issue 14; figures in bench/results.md "png" and "uplink") -----------
+# fal's Kontext endpoints take references as URLs or base64 data URIs in jpg, jpeg, png, webp,
+# gif or avif (fal's input schema for fal-ai/flux-pro/kontext); see docs/fal-protocol-notes.md.
+REFERENCE_ENCODINGS: tuple[str, ...] = ("auto", "lossless")
+REFERENCE_ENCODING_DEFAULT = "auto"
+# Photos: baseline JPEG, 4:4:4 (no chroma subsampling, so coloured edges and small text stay
+# sharp), quality 94, optimised Huffman tables (~15 % fewer bytes for ~10 ms). Measured on 1 MP
+# (bench/results.md "png"): a fifth to a third of Pillow's default PNG in ~20 ms of one core,
+# PSNR >= 40 dB on photos with up to moderate noise.
+REFERENCE_JPEG_QUALITY = 94
+REFERENCE_JPEG_SUBSAMPLING = "4:4:4"
+# A frame with at most this many distinct colours in a sample of about
+# REFERENCE_COLOUR_SAMPLE_PIXELS pixels is a graphic (flat fills, line art, text, screenshots):
+# sent lossless. Photos show thousands (every sampled pixel differs in a noisy one); the shipped
+# anti-aliased samples a few hundred. Counting takes ~1.5 ms for 1 MP.
+REFERENCE_GRAPHIC_MAX_COLOURS = 2048
+REFERENCE_GRAPHIC_PIXELS_PER_COLOUR = 8  # and at most one colour per 8 sampled pixels (thumbnails)
+REFERENCE_COLOUR_SAMPLE_PIXELS = 16_384
+# Lossless PNG: zlib level 1 + RLE for photo-like frames (as small as level 6 there, 2x faster);
+# Pillow's default level 6 for graphics, where RLE at level 1 is 1.2-1.6x bigger.
+PNG_FAST_COMPRESS_LEVEL = 1
+PNG_GRAPHIC_COMPRESS_LEVEL = 6
+# Kontext works at about 1 MP: BFL documents a fixed ~1 MP output, and its training sizes
+# (ComfyUI's FluxKontextImageScale list) run from 1024x1024 to 1568x672, at most 1.054 MP.
+# 1.1 keeps every one of them untouched and sends nothing the model would throw away.
+DEFAULT_MAX_REFERENCE_MEGAPIXELS = 1.1
+MAX_REFERENCE_MEGAPIXELS_LIMIT = 64.0

@@ -5,28 +5,30 @@ Nodes (tensors) and the CLI (files) both call `run_edit`; it knows nothing of to
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+import concurrent.futures
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from ..client import FalClient
 from ..client.data_uri import encode_data_uri
-from ..client.errors import (DecodeError, DownloadError, FalError, InvalidInputError,
-                             RequestRejectedError, SafetyFilterError, SubmitUncertainError,
-                             ValidationError)
+from ..client.errors import (FalError, FalTimeoutError, RequestRejectedError, StartDeadlineError,
+                             SubmitUncertainError, ValidationError)
 from ..client.logs import logger
-from ..client.queue_types import QueueUpdate, RequestHandle
 from . import models as m
+from . import parameters as p
 from .edit_request import EditRequest
+from .job_ledger import JobLedger, ledger_for
+from .job_tracker import ENDING_WAIT_SECONDS, PROCESS_JOBS, Flight, JobTracker
 from .progress import ProgressReporter
-from .result_cache import CachedResult, ResultCache, result_cache_key
+from .result_cache import CachedResult, ResultCache, is_cacheable_key, result_cache_key
+from .result_collection import CollectSpec, Decoder, EditResult, ResultImage, decode_in_thread
 from .result_images import decode_image
 from .spending import PROCESS_SPENDING, SpendTracker
-
-Decoder = Callable[[bytes], Any]  # raises DecodeError for bytes that are not a usable image
 
 _NO_SUCH_ROUTE = (404, 405)
 # fal's error types for a reference it could not fetch or read.
 _UNFETCHABLE_REFERENCE_TYPES = {"file_download_error", "image_load_error"}
+_ENDING_UNKNOWN = "fal was asked to cancel the job; its answer is still pending"
 
 
 @dataclass(frozen=True)
@@ -41,38 +43,34 @@ class Reference:
 
 @dataclass(frozen=True)
 class EditOptions:
-    transport: str = "upload"  # one of models.REFERENCE_TRANSPORTS
+    transport: str = p.BY_NAME["reference_transport"].default
     timeout: float = m.DEFAULT_TIMEOUT_SECONDS
-    nsfw_policy: str = "drop"  # one of models.NSFW_POLICIES
+    nsfw_policy: str = p.BY_NAME["nsfw_policy"].default
     max_download_bytes: int | None = None
 
 
 @dataclass
-class ResultImage:
-    data: bytes  # the file as fal returned it
-    content_type: str
-    index: int  # position in fal's answer
-    nsfw: bool = False
-    decoded: Any = None  # what the run's decoder made of `data` (pixels for the nodes)
+class _RunState:
+    """What one run learned on its way out: the flight it waited on and how the job ended."""
 
-
-@dataclass
-class EditResult:
-    images: list[ResultImage]
-    seed: int | None
-    info: dict[str, Any] = field(default_factory=dict)
+    flight: Flight | None = None
+    ending: str = ""
+    leading: bool = False
 
 
 async def run_edit(client: FalClient, request: EditRequest, references: Sequence[Reference], *,
                    options: EditOptions = EditOptions(),
                    progress: ProgressReporter | None = None,
-                   should_cancel: Callable[[], bool] | None = None,
                    result_cache: ResultCache | None = None,
                    spending: SpendTracker = PROCESS_SPENDING,
-                   decode: Decoder = decode_image) -> EditResult:
-    """Run one edit. Local checks come first (no money spent); exactly one job is submitted,
-    except once more when fal could not fetch a reference this process uploaded earlier.
-    Every result is decoded (in a thread, as it arrives) before anything is cached."""
+                   decode: Decoder = decode_image,
+                   tracker: JobTracker = PROCESS_JOBS) -> EditResult:
+    """Run one edit. Local checks come first (no money spent); a stored result or a job already
+    at fal for the same inputs (this process's or one the job ledger names) is used instead of
+    paying again; otherwise exactly one job is submitted (once more only when fal could not
+    fetch a reference this process uploaded earlier). `options.timeout` bounds the whole run;
+    on a timeout or a cancel the run ends at once, the job is cancelled at fal if it has not
+    finished, and whatever it still delivers is kept in the result cache."""
     request.validate(len(references))
     _check_options(options)
     progress = progress or ProgressReporter()
@@ -81,54 +79,183 @@ async def run_edit(client: FalClient, request: EditRequest, references: Sequence
     if cached is not None:
         return await _from_cache(cached, request, progress, decode)
     progress.started(request.estimated_cost_usd, len(references))
-    outcome, handle = await _submit_with_fresh_references(
-        client, request, references, options, progress, should_cancel, spending)
-    result = await _collect_images(client, request, outcome, handle, options, progress, decode)
-    if result_cache is not None:
-        result_cache.put(cache_key, result)
+    state = _RunState()
+    job = asyncio.ensure_future(_run_job(client, request, references, options, progress,
+                                         result_cache, cache_key, spending, decode, tracker, state))
+    try:
+        done, _ = await asyncio.wait({job}, timeout=options.timeout)
+    except asyncio.CancelledError:
+        await _stop(job)
+        progress.cancelled(state.ending or "nothing was sent to fal; nothing was billed")
+        raise
+    if not done:
+        await _stop(job)
+        flight = state.flight
+        raise FalTimeoutError(options.timeout,
+                              cancel_confirmed=bool(flight and flight.cancel_outcome
+                                                    and flight.cancel_outcome.confirmed),
+                              request_id=flight.request_id if flight else None,
+                              ending=state.ending or "nothing was sent to fal; nothing was billed")
+    result = job.result()
     progress.finished(result.info)
     return result
 
 
-async def _submit_with_fresh_references(
-        client: FalClient, request: EditRequest, references: Sequence[Reference],
-        options: EditOptions, progress: ProgressReporter,
-        should_cancel: Callable[[], bool] | None,
-        spending: SpendTracker) -> tuple[dict[str, Any], RequestHandle]:
-    """Upload (or inline) the references and run the job; if fal cannot fetch an upload that
-    an earlier run left in the cache, upload it again and submit once more."""
-    spending.reserve(request.estimated_cost_usd)  # before uploads: a refused run costs nothing
-    # Only URLs from an earlier upload can have gone stale; a fresh one is not uploaded twice.
-    reused = ({client.cached_upload(ref.key) for ref in references}
-              if options.transport == "upload" else set())
+async def _run_job(client: FalClient, request: EditRequest, references: Sequence[Reference],
+                   options: EditOptions, progress: ProgressReporter,
+                   result_cache: ResultCache | None, cache_key: str, spending: SpendTracker,
+                   decode: Decoder, tracker: JobTracker, state: _RunState) -> EditResult:
+    cacheable = result_cache is not None and is_cacheable_key(cache_key)
+    ledger: JobLedger | None = ledger_for(result_cache.directory) if cacheable else None
+    fields = request.checked_values()
+    spec = CollectSpec(endpoint_id=request.model.endpoint_id, instruction=request.instruction,
+                       default_content_type=f"image/{fields['output_format']}",
+                       estimated_cost_usd=request.estimated_cost_usd,
+                       nsfw_policy=options.nsfw_policy,
+                       max_download_bytes=options.max_download_bytes,
+                       inline_results=fields["sync_mode"])
+    for attempt in (1, 2):
+        flight, leading = tracker.join_or_lead(cache_key, client, spec, ledger=ledger,
+                                               cache=result_cache if cacheable else None,
+                                               start_deadline=options.timeout, decode=decode)
+        state.flight, state.leading = flight, leading
+        try:
+            return await _wait_for_flight(client, request, references, options, progress,
+                                          spending, flight, leading, state)
+        except ValidationError as error:
+            stale = _stale_references(client, error, flight) if leading else []
+            if attempt == 2 or not stale:
+                raise
+            logger.warning("fal could not fetch %d cached reference upload(s); uploading again",
+                           len(stale))
+            for url in stale:
+                client.forget_upload(url)
+        except FalError:
+            if attempt == 2 or (flight.ours and not flight.rejoined) or leading:
+                raise
+            # A job adopted from the ledger, or left by a cancelled run, ended without a
+            # result (it was cancelled, say): run it ourselves.
+            logger.info("the earlier fal request %s ended without a result; submitting anew",
+                        flight.request_id)
+    raise AssertionError("unreachable: the loop returns or raises")
+
+
+async def _wait_for_flight(client: FalClient, request: EditRequest,
+                           references: Sequence[Reference], options: EditOptions,
+                           progress: ProgressReporter, spending: SpendTracker, flight: Flight,
+                           leading: bool, state: _RunState) -> EditResult:
+    unsubscribe = flight.subscribe(_progress_listener(progress))
     try:
-        urls = await _reference_urls(client, references, options.transport, progress)
-    except BaseException:
+        if leading:
+            await _lead(client, request, references, options, progress, spending, flight)
+        return await _await_concurrent(flight.future)
+    except asyncio.CancelledError:
+        state.ending = await _stop_waiting(flight)
+        raise
+    except FalError as error:
+        if leading and flight.handed_over and _never_billed(error, flight):
+            spending.release(request.estimated_cost_usd)
+        raise
+    finally:
+        unsubscribe()
+
+
+def _never_billed(error: FalError, flight: Flight) -> bool:
+    """A submit that never reached fal, was refused without creating a job (4xx), or a job fal
+    dropped before it started: nothing is billed, so the spend reservation goes back."""
+    if isinstance(error, StartDeadlineError):
+        return True
+    return flight.request_id is None and not isinstance(error, SubmitUncertainError)
+
+
+async def _lead(client: FalClient, request: EditRequest, references: Sequence[Reference],
+                options: EditOptions, progress: ProgressReporter, spending: SpendTracker,
+                flight: Flight) -> None:
+    """Reserve the spend, send the references, then hand the submit to the job's flight."""
+    try:
+        spending.reserve(request.estimated_cost_usd)  # before uploads: a refused run costs nothing
+    except BaseException as error:
+        flight.fail_before_submit(error)
+        raise
+    # Only URLs from an earlier upload can have gone stale; a fresh one is not uploaded twice.
+    flight.reused_urls = ({client.cached_upload(ref.key) for ref in references}
+                          if options.transport == "upload" else set())
+    try:
+        flight.uploaded_urls = await _reference_urls(client, references, options.transport, progress)
+    except asyncio.CancelledError:
         spending.release(request.estimated_cost_usd)
         raise
+    except BaseException as error:
+        spending.release(request.estimated_cost_usd)
+        flight.fail_before_submit(error)
+        raise
+    flight.submit(request.arguments(flight.uploaded_urls))
+
+
+async def _stop_waiting(flight: Flight) -> str:
+    """This caller gives up on the flight; returns what became of the job, as far as known
+    within ENDING_WAIT_SECONDS (the node must return promptly)."""
+    ending = flight.release()
     try:
-        return await _submit_and_wait(client, request, urls, options, progress, should_cancel,
-                                      spending)
-    except ValidationError as error:
-        stale = [url for url in _unfetchable_cached_urls(error, urls) if url in reused]
-        if not stale:
-            raise
-    logger.warning("fal could not fetch %d cached reference upload(s); uploading again", len(stale))
-    for url in stale:
-        client.forget_upload(url)
-    spending.reserve(request.estimated_cost_usd)  # the refused submit gave its share back
-    urls = await _reference_urls(client, references, options.transport, progress)
-    return await _submit_and_wait(client, request, urls, options, progress, should_cancel, spending)
+        return await asyncio.wait_for(_await_concurrent(ending), ENDING_WAIT_SECONDS)
+    except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - the words are best effort
+        return _ENDING_UNKNOWN
+
+
+def _progress_listener(progress: ProgressReporter) -> Callable[[str, Any], None]:
+    """Progress events arrive on the job tracker's thread; show them on the caller's loop."""
+    loop = asyncio.get_running_loop()
+    handlers = {"submitted": progress.submitted, "update": progress.queue_update,
+                "downloaded": lambda pair: progress.downloaded(*pair)}
+
+    def listener(kind: str, payload: Any) -> None:
+        try:
+            loop.call_soon_threadsafe(handlers[kind], payload)
+        except RuntimeError:  # the caller's loop is gone; nobody is watching
+            pass
+    return listener
+
+
+async def _await_concurrent(future: "concurrent.futures.Future[Any]") -> Any:
+    """Await a future of another thread without ever cancelling it (others may wait on it)."""
+    loop = asyncio.get_running_loop()
+    waiter = loop.create_future()
+
+    def settle(done: "concurrent.futures.Future[Any]") -> None:
+        def set_outcome() -> None:
+            if waiter.done():
+                return
+            if done.cancelled():
+                waiter.set_exception(FalError("The job was stopped"))
+            elif done.exception() is not None:
+                waiter.set_exception(done.exception())
+            else:
+                waiter.set_result(done.result())
+        try:
+            loop.call_soon_threadsafe(set_outcome)
+        except RuntimeError:
+            pass
+    future.add_done_callback(settle)
+    return await waiter
+
+
+async def _stop(task: asyncio.Future) -> None:
+    task.cancel()
+    try:
+        await task
+    except BaseException:  # noqa: BLE001 - its outcome no longer matters; we are leaving
+        pass
+
+
+def _stale_references(client: FalClient, error: ValidationError, flight: Flight) -> list[str]:
+    return [url for url in _unfetchable_cached_urls(error, flight.uploaded_urls)
+            if url in flight.reused_urls]
 
 
 def _check_options(options: EditOptions) -> None:
-    if options.transport not in m.REFERENCE_TRANSPORTS:
-        raise InvalidInputError("reference_transport", f"must be one of {', '.join(m.REFERENCE_TRANSPORTS)}")
-    if options.nsfw_policy not in m.NSFW_POLICIES:
-        raise InvalidInputError("nsfw_policy", f"must be one of {', '.join(m.NSFW_POLICIES)}")
-    if not m.TIMEOUT_MIN_SECONDS <= options.timeout <= m.TIMEOUT_MAX_SECONDS:
-        raise InvalidInputError("timeout_seconds", f"must be from {m.TIMEOUT_MIN_SECONDS:g} to "
-                                                   f"{m.TIMEOUT_MAX_SECONDS:g} seconds")
+    p.check("reference_transport", options.transport)
+    p.check("nsfw_policy", options.nsfw_policy)
+    p.check("timeout_seconds", options.timeout)
 
 
 async def _reference_urls(client: FalClient, references: Sequence[Reference], transport: str,
@@ -164,28 +291,6 @@ async def _uploaded_or_inline(client: FalClient, reference: Reference) -> str:
         return await _inline(reference)
 
 
-async def _submit_and_wait(client: FalClient, request: EditRequest, urls: list[str],
-                           options: EditOptions, progress: ProgressReporter,
-                           should_cancel: Callable[[], bool] | None,
-                           spending: SpendTracker) -> tuple[dict[str, Any], RequestHandle]:
-    try:
-        handle = await client.submit(request.model.endpoint_id, request.arguments(urls))
-    except SubmitUncertainError:
-        raise  # the job may exist and be billed: keep it counted
-    except FalError:
-        # Never reached fal, or refused (4xx) without creating a job: nothing is billed.
-        spending.release(request.estimated_cost_usd)
-        raise
-    progress.submitted(handle.request_id)
-
-    def on_update(update: QueueUpdate) -> None:
-        progress.queue_update(update)
-
-    outcome = await client.wait_for_result(handle, on_update=on_update, timeout=options.timeout,
-                                           should_cancel=should_cancel)
-    return outcome, handle
-
-
 def _unfetchable_cached_urls(error: ValidationError, urls: list[str]) -> list[str]:
     """The http(s) reference URLs fal said it could not fetch or read (by field location)."""
     stale = []
@@ -201,88 +306,11 @@ def _unfetchable_cached_urls(error: ValidationError, urls: list[str]) -> list[st
     return [url for url in stale if url.startswith(("http://", "https://"))]
 
 
-async def _collect_images(client: FalClient, request: EditRequest, output: dict[str, Any],
-                          handle: RequestHandle, options: EditOptions,
-                          progress: ProgressReporter, decode: Decoder) -> EditResult:
-    entries = [e for e in output.get("images") or [] if isinstance(e, dict) and e.get("url")]
-    flags = _nsfw_flags(output, len(entries))
-    keep = _apply_nsfw_policy(flags, options.nsfw_policy, handle.request_id)
-    done = 0
-
-    async def fetch(index: int) -> ResultImage:
-        nonlocal done
-        entry = entries[index]
-        try:
-            data = await client.download(entry["url"], max_bytes=options.max_download_bytes,
-                                         expect_image=True)
-        except DownloadError as error:
-            # The job ran and was billed: name it, so its result can still be found at fal.
-            raise DownloadError(f"{error.message}; the job finished, its result stays in "
-                                "https://fal.ai/dashboard/requests", request_id=handle.request_id,
-                                status_code=error.status_code) from None
-        decoded = await _decode(decode, data, handle.request_id)
-        done += 1
-        progress.downloaded(done, len(keep))
-        content_type = entry.get("content_type") or f"image/{request.output_format}"
-        return ResultImage(data, str(content_type), index, flags[index], decoded)
-
-    images = list(await asyncio.gather(*(fetch(i) for i in keep)))
-    info = _info(request, output, handle, flags, keep)
-    return EditResult(images=images, seed=output.get("seed"), info=info)
-
-
-def _nsfw_flags(output: dict[str, Any], count: int) -> list[bool]:
-    raw = output.get("has_nsfw_concepts") or []
-    return [bool(raw[i]) if i < len(raw) else False for i in range(count)]
-
-
-def _apply_nsfw_policy(flags: list[bool], policy: str, request_id: str) -> list[int]:
-    """Indices of the images to pass downstream; never a silent black frame."""
-    flagged = [i for i, flag in enumerate(flags) if flag]
-    if not flags:
-        raise SafetyFilterError("fal returned no images for this request", request_id=request_id)
-    if not flagged or policy == "keep":
-        if flagged:
-            logger.warning("fal flagged result image(s) %s as NSFW; kept as asked (nsfw_policy=keep)", flagged)
-        return list(range(len(flags)))
-    if policy == "error" or len(flagged) == len(flags):
-        raise SafetyFilterError(
-            f"fal's safety checker flagged {len(flagged)} of {len(flags)} result image(s) "
-            "(they come back blank); rephrase the prompt or raise safety_tolerance",
-            request_id=request_id)
-    logger.warning("dropped %d of %d result images that fal flagged as NSFW", len(flagged), len(flags))
-    return [i for i, flag in enumerate(flags) if not flag]
-
-
-def _info(request: EditRequest, output: dict[str, Any], handle: RequestHandle,
-          flags: list[bool], keep: list[int]) -> dict[str, Any]:
-    return {
-        "request_id": handle.request_id,
-        "endpoint": request.model.endpoint_id,
-        "seed": output.get("seed"),
-        "prompt": output.get("prompt", request.prompt),
-        "has_nsfw_concepts": flags,
-        "dropped_nsfw_images": [i for i in range(len(flags)) if i not in keep],
-        "timings": output.get("timings") or {},
-        "num_images": len(keep),
-        "estimated_cost_usd": request.estimated_cost_usd,
-        "cached": False,
-    }
-
-
-async def _decode(decode: Decoder, data: bytes, request_id: str | None) -> Any:
-    try:
-        return await asyncio.to_thread(decode, data)
-    except DecodeError as error:
-        # The job ran and was billed: name it, so its result can still be found at fal.
-        raise DecodeError(error.message, request_id=request_id) from None
-
-
 async def _from_cache(cached: CachedResult, request: EditRequest, progress: ProgressReporter,
                       decode: Decoder) -> EditResult:
     info = {**cached.info, "cached": True, "cost_saved_usd": request.estimated_cost_usd,
             "estimated_cost_usd": 0.0}
-    decoded = await asyncio.gather(*(_decode(decode, data, info.get("request_id"))
+    decoded = await asyncio.gather(*(decode_in_thread(decode, data, info.get("request_id"))
                                      for data, _ in cached.images))
     images = [ResultImage(data, content_type, index, decoded=pixels)
               for index, ((data, content_type), pixels) in enumerate(zip(cached.images, decoded))]

@@ -11,6 +11,7 @@ from typing import Any, Callable
 from ..client.logs import logger
 from ..client.queue_types import JobState, QueueUpdate
 
+_ENDINGS = frozenset({"done", "cancelled", "failed"})
 # Share of the bar each stage fills; generating is open-ended, so it creeps towards its end.
 _UPLOAD_END, _QUEUE_END, _GENERATE_END = 0.2, 0.3, 0.9
 _GENERATE_HALF_LIFE_SECONDS = 10.0
@@ -18,7 +19,7 @@ _GENERATE_HALF_LIFE_SECONDS = 10.0
 
 @dataclass(frozen=True)
 class ProgressEvent:
-    stage: str  # "upload", "queue", "generate", "download", "done"
+    stage: str  # "upload", "queue", "generate", "download", then "done", "cancelled" or "failed"
     fraction: float  # 0..1 over the whole edit
     text: str
 
@@ -34,8 +35,13 @@ class ProgressReporter:
         self._prefix = log_prefix
         self._cost_text = ""
         self.request_id: str | None = None
+        self.ending: str | None = None  # the final words once the run ended (done/cancelled/failed)
 
     def _emit(self, stage: str, fraction: float, text: str) -> None:
+        if stage in _ENDINGS:
+            self.ending = text
+        elif self.ending is not None:
+            return  # a late event from the job's thread must not hide how the run ended
         if self._sink is not None:
             self._sink(ProgressEvent(stage, min(max(fraction, 0.0), 1.0), text + self._cost_text))
 
@@ -55,8 +61,7 @@ class ProgressReporter:
         for line in update.new_logs:
             logger.info("%s[fal] %s", self._prefix, line)
         if update.state is JobState.IN_QUEUE:
-            position = "" if update.queue_position is None else f" (position {update.queue_position})"
-            self._emit("queue", _UPLOAD_END + 0.05, f"Queued at fal{position}")
+            self._emit("queue", _UPLOAD_END + 0.05, f"Queued at fal{_place_in_line(update.queue_position)}")
         elif update.state is JobState.IN_PROGRESS:
             creep = 1 - 0.5 ** (update.elapsed / _GENERATE_HALF_LIFE_SECONDS)
             fraction = _QUEUE_END + (_GENERATE_END - _QUEUE_END) * creep
@@ -68,9 +73,32 @@ class ProgressReporter:
         fraction = _GENERATE_END + (1 - _GENERATE_END) * done / max(total, 1)
         self._emit("download", fraction, f"Downloaded {done}/{total}")
 
+    def cancelled(self, ending: str) -> None:
+        """The run was cancelled: the final line says what became of the fal job."""
+        self._cost_text = ""
+        self._emit("cancelled", 1.0, f"Cancelled · {ending}")
+
+    def failed(self, message: str) -> None:
+        """The run failed: the final line is the error itself."""
+        self._cost_text = ""
+        self._emit("failed", 1.0, f"Failed · {message}")
+
     def finished(self, info: dict[str, Any]) -> None:
         if info.get("cached"):
             self._cost_text = ""
-            self._emit("done", 1.0, f"From result cache · saved ${info.get('cost_saved_usd', 0):.2f}")
+            self._emit("done", 1.0, f"Done · {info.get('num_images', 0)} image(s) from the result "
+                                    f"cache · nothing billed (saved ${info.get('cost_saved_usd', 0):.2f})")
         else:
-            self._emit("done", 1.0, f"Done · {info.get('num_images', 0)} image(s)")
+            self._cost_text = ""
+            cost = info.get("estimated_cost_usd", 0.0)
+            self._emit("done", 1.0, f"Done · {info.get('num_images', 0)} image(s) · est. ${cost:.2f} "
+                                    "billed by fal · not from cache")
+
+
+def _place_in_line(position: int | None) -> str:
+    """fal counts the jobs ahead of ours (0 = next); say it the way people count."""
+    if position is None:
+        return ""
+    if position <= 0:
+        return " · next in line"
+    return f" · {position} ahead"

@@ -13,9 +13,7 @@ eviction is the mtime of entry.json; a hit sets it to now.
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import importlib
 import json
 import math
 import os
@@ -73,16 +71,16 @@ class CachedResult:
 
 
 def result_cache_key(request: EditRequest, reference_keys: Sequence[str]) -> str:
-    """sha256 hex over every request field, the reference content keys in order and the format.
+    """sha256 hex over the endpoint, every request field (checked, so 4 and 4.0 or 2 and "2"
+    share a key), the reference content keys in order and the format version.
 
-    A run with `seed=None` asks fal for a random picture, so it gets a key starting with
+    A run that leaves fal to pick at random (no seed) gets a key starting with
     UNSEEDED_KEY_PREFIX that is unique per call, and ResultCache neither looks it up nor stores it.
     """
-    if request.seed is None:
+    if not request.reproducible:
         return f"{UNSEEDED_KEY_PREFIX}{uuid.uuid4().hex}"
-    # Every dataclass field, not a hand-kept list: a field added later changes the key by default.
-    fields = {f.name: _canonical_field(f.name, getattr(request, f.name))
-              for f in dataclasses.fields(request)}
+    # Every field of the table, not a hand-kept list: a field added later changes the key.
+    fields = {"model": request.model.endpoint_id, **request.checked_values()}
     payload = {
         "format": CACHE_FORMAT_VERSION,
         "request": fields,
@@ -96,19 +94,6 @@ def result_cache_key(request: EditRequest, reference_keys: Sequence[str]) -> str
 def is_cacheable_key(key: str) -> bool:
     """True for keys ResultCache stores: 64 lowercase hex digits (also safe as a directory name)."""
     return isinstance(key, str) and _KEY_PATTERN.fullmatch(key) is not None
-
-
-def _canonical_field(name: str, value: Any) -> Any:
-    # Normalise types so equal requests (guidance 4 vs 4.0, tolerance 2 vs "2") share a key.
-    if name == "model":
-        return value.endpoint_id  # the endpoint decides the output; the price does not
-    if name == "guidance_scale":
-        return float(value)
-    if name in ("seed", "num_images"):
-        return int(value)
-    if name == "safety_tolerance":
-        return str(value)
-    return value
 
 
 class _CorruptEntry(Exception):
@@ -387,15 +372,17 @@ _SHARED_CACHES: dict[tuple[str, int], ResultCache] = {}
 _SHARED_LOCK = threading.Lock()
 
 
-def default_result_cache(environ: Mapping[str, str] = os.environ) -> ResultCache | None:
+def default_result_cache(environ: Mapping[str, str] = os.environ,
+                         app_directory: Path | None = None) -> ResultCache | None:
     """The result cache configured by the environment, shared per directory in this process;
-    None when FAL_KONTEXT_RESULT_CACHE is 0/off/false/no or FAL_KONTEXT_RESULT_CACHE_MAX_MB is 0."""
+    None when FAL_KONTEXT_RESULT_CACHE is 0/off/false/no or FAL_KONTEXT_RESULT_CACHE_MAX_MB is 0.
+    `app_directory` is the host application's data folder (ComfyUI's user folder), if any."""
     if environ.get(ENABLE_ENV, "").strip().lower() in DISABLED_VALUES:
         return None
     max_bytes = result_cache_max_bytes(environ)
     if max_bytes == 0:
         return None
-    directory = result_cache_directory(environ)
+    directory = result_cache_directory(environ, app_directory=app_directory)
     with _SHARED_LOCK:
         return _SHARED_CACHES.setdefault((os.path.abspath(directory), max_bytes),
                                          ResultCache(directory, max_bytes))
@@ -418,32 +405,16 @@ def result_cache_max_bytes(environ: Mapping[str, str] = os.environ) -> int:
 
 
 def result_cache_directory(environ: Mapping[str, str] = os.environ,
-                           platform: str = sys.platform) -> Path:
-    """FAL_KONTEXT_RESULT_CACHE_DIR, else ComfyUI's user (or temp) folder, else the user cache
-    folder of the platform; the last two with a fal-kontext/results subfolder."""
+                           platform: str = sys.platform, app_directory: Path | None = None) -> Path:
+    """FAL_KONTEXT_RESULT_CACHE_DIR, else the application's folder (ComfyUI's user folder),
+    else the user cache folder of the platform; the last two with a fal-kontext/results
+    subfolder."""
     configured = environ.get(DIRECTORY_ENV, "").strip()
     if configured:
         return Path(configured).expanduser()
-    comfyui = _comfyui_directory()
-    if comfyui is not None:
-        return comfyui / CACHE_SUBDIRECTORY
+    if app_directory is not None:
+        return Path(app_directory) / CACHE_SUBDIRECTORY
     return _user_cache_directory(environ, platform) / CACHE_SUBDIRECTORY
-
-
-def _comfyui_directory() -> Path | None:
-    try:
-        folder_paths = importlib.import_module("folder_paths")  # only exists inside ComfyUI
-    except ImportError:
-        return None
-    # The user folder survives restarts; ComfyUI empties its temp folder at startup.
-    for getter_name in ("get_user_directory", "get_temp_directory"):
-        getter = getattr(folder_paths, getter_name, None)
-        if callable(getter):
-            try:
-                return Path(getter())
-            except Exception as error:  # noqa: BLE001 - fall back to the next location
-                logger.debug("folder_paths.%s() failed: %s", getter_name, error)
-    return None
 
 
 def _user_cache_directory(environ: Mapping[str, str], platform: str) -> Path:

@@ -9,7 +9,7 @@ import io
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..client.errors import DecodeError
+from .errors import DecodeError
 
 # Largest result we decode; fal's Kontext outputs are ~1-4 MP, so this only stops bombs.
 DEFAULT_MAX_DECODED_PIXELS = 64_000_000

@@ -5,7 +5,8 @@ import os
 import threading
 from typing import Mapping
 
-from ..client.errors import ConfigurationError, SpendCapError
+from ..client.errors import ConfigurationError
+from .errors import SpendCapError
 
 SPEND_CAP_ENV = "FAL_KONTEXT_MAX_SPEND_USD"
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Awaitable, TypeVar
 
-from ..client.errors import CancelledError as JobCancelledError
+from ..client.errors import JobCancelledError
 from ..client.logs import logger
 from ..kontext.progress import ProgressEvent
 
@@ -72,8 +72,9 @@ class NodeBridge:
             return None
 
     def show(self, event: ProgressEvent) -> None:
-        """Move the progress bar and show the status text under the node."""
-        if self._bar is not None:
+        """Move the progress bar and show the status text under the node (an ending moves
+        no bar: after Cancel, ComfyUI's bar hook would only raise again)."""
+        if self._bar is not None and event.stage not in ("cancelled", "failed"):
             try:
                 self._bar.update_absolute(int(event.fraction * PROGRESS_STEPS), PROGRESS_STEPS)
             except Exception as error:  # the hook raises when Cancel was pressed
@@ -91,8 +92,9 @@ class NodeBridge:
         return self._interrupted or interrupt_requested()
 
     async def run_interruptible(self, work: Awaitable[T]) -> T:
-        """Await `work`, checking the interrupt flag; on Cancel the work is cancelled (which
-        cancels the fal job) and ComfyUI's interrupt exception is raised."""
+        """Await `work`, checking the interrupt flag: the one place that watches for Cancel. On
+        Cancel the work is cancelled (the pipeline stops waiting, cancels the fal job and says
+        how it ended) and ComfyUI's interrupt exception is raised."""
         task = asyncio.ensure_future(work)
         while True:
             done, _ = await asyncio.wait({task}, timeout=INTERRUPT_CHECK_INTERVAL)

@@ -1,27 +1,27 @@
 """The one place that converts between ComfyUI IMAGE tensors and encoded image bytes.
 
 IMAGE tensors are float `[B, H, W, C]`, values 0..1, channels last (see ComfyUI's
-images_and_masks docs). References go out as uint8 frames encoded to PNG; results come back
-as float32 RGB frames stacked into one batch.
+images_and_masks docs). References go out as uint8 frames, encoded as JPEG or PNG by the rule
+in kontext/reference_encoding.py (torch-free, so the CLI shares it); results come back as
+float32 RGB frames stacked into one batch.
 """
 from __future__ import annotations
 
 import hashlib
-import io
-import math
-import zlib
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from ..client.errors import InvalidInputError
+from ..kontext.errors import InvalidInputError
+from ..kontext import models as m
+from ..kontext.reference_encoding import (PNG_ZLIB_STRATEGY, downscale_frame, encode_png,
+                                          encode_reference)
 
+__all__ = ["reference_frames", "frame_key", "downscale_frame", "encode_png", "encode_reference",
+           "stack_results", "DEFAULT_PNG_COMPRESS_LEVEL", "PNG_ZLIB_STRATEGY"]
 # zlib level 1: several times faster than Pillow's default 6 for a few percent more bytes.
-DEFAULT_PNG_COMPRESS_LEVEL = 1
-# zlib's run-length strategy: ~30% faster than the default strategy at level 1 and as small as
-# level 6 on photos (bench/bench_png.py); Pillow hands `compress_type` to zlib as the strategy.
-PNG_ZLIB_STRATEGY = zlib.Z_RLE
+DEFAULT_PNG_COMPRESS_LEVEL = m.PNG_FAST_COMPRESS_LEVEL
 
 _CHANNEL_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 _CONVERSION_BLOCK_VALUES = 4_000_000  # ~16 MB of float32 per step of reference_frames
@@ -60,15 +60,18 @@ def reference_frames(input_name: str, image: object) -> list[np.ndarray]:
     for index in range(batch):
         for top in range(0, height, rows_per_block):
             block = image[index, top:top + rows_per_block]
-            # Checked before the float32 cast so a finite float64 can't become inf.
-            if not torch.isfinite(block).all():
+            # Checked before the float32 cast so a finite float64 can't become inf. The sum is
+            # one fast pass and finite whenever every value is; only a non-finite sum (a NaN,
+            # an inf, or an overflow of huge values) pays for the exact element-wise check.
+            if not torch.isfinite(block.sum()) and not torch.isfinite(block).all():
                 raise InvalidInputError(input_name, "contains NaN or infinite values; "
                                                     "check the node that produced it")
             # Clamp because some nodes overshoot 0..1 slightly (resamplers, blends); rounding,
-            # not truncation, so a uint8 -> float -> uint8 round trip is exact.
+            # not truncation, so a uint8 -> float -> uint8 round trip is exact. The rounded
+            # floats are whole numbers, so copy_'s cast into the uint8 slot is exact too.
             as_float = block.to(device="cpu", dtype=torch.float32)
-            converted = as_float.clamp(0, 1).mul_(255).round_().to(torch.uint8)
-            pixels[index, top:top + rows_per_block] = converted.numpy()
+            slot = torch.from_numpy(pixels[index, top:top + rows_per_block])
+            slot.copy_(as_float.clamp(0, 1).mul_(255).round_())
     return list(pixels)
 
 
@@ -77,28 +80,6 @@ def frame_key(frame: np.ndarray) -> str:
     digest = hashlib.sha256(f"{frame.shape}|{frame.dtype.str}|".encode())
     digest.update(memoryview(np.ascontiguousarray(frame)).cast("B"))
     return digest.hexdigest()
-
-
-def downscale_frame(frame: np.ndarray, max_megapixels: float) -> np.ndarray:
-    """Shrink a uint8 frame (Pillow LANCZOS, aspect kept) to at most `max_megapixels`;
-    0 or less means no limit. Returns `frame` itself when it already fits."""
-    height, width = frame.shape[:2]
-    limit = max_megapixels * 1e6
-    if max_megapixels <= 0 or width * height <= limit:
-        return frame
-    scale = math.sqrt(limit / (width * height))
-    # Floor both sides so the result never exceeds the limit.
-    size = (max(1, math.floor(width * scale)), max(1, math.floor(height * scale)))
-    resized = np.asarray(_to_pil(frame).resize(size, Image.Resampling.LANCZOS))
-    return resized.reshape(size[1], size[0], -1) if frame.ndim == 3 else resized
-
-
-def encode_png(frame: np.ndarray, compress_level: int = DEFAULT_PNG_COMPRESS_LEVEL) -> bytes:
-    """PNG bytes of a uint8 HxWxC frame (C=1 L, 2 LA, 3 RGB, 4 RGBA)."""
-    buffer = io.BytesIO()
-    _to_pil(frame).save(buffer, format="PNG", compress_level=compress_level,
-                        compress_type=PNG_ZLIB_STRATEGY)
-    return buffer.getvalue()
 
 
 def stack_results(frames: list[np.ndarray]) -> torch.Tensor:
@@ -115,8 +96,3 @@ def stack_results(frames: list[np.ndarray]) -> torch.Tensor:
                                             Image.Resampling.LANCZOS))
         np.divide(frame, 255, out=slot, dtype=np.float32)
     return torch.from_numpy(batch)
-
-
-def _to_pil(frame: np.ndarray) -> Image.Image:
-    """A Pillow view of a uint8 frame; Pillow wants single-channel frames as 2-D arrays."""
-    return Image.fromarray(frame[..., 0] if frame.ndim == 3 and frame.shape[2] == 1 else frame)

@@ -5,16 +5,18 @@ import asyncio
 import json
 from typing import Any
 
-from ..client.errors import InvalidInputError
+from ..client.errors import FalError
+from ..kontext.errors import InvalidInputError
 from ..kontext import models as m
+from ..kontext import parameters as p
 from ..kontext.edit_request import EditRequest
 from ..kontext.pipeline import EditOptions, EditResult, run_edit
 from ..kontext.progress import ProgressReporter
-from ..kontext.result_cache import default_result_cache
 from .client_pool import shared_client
 from .comfy_bridge import NodeBridge
+from .comfy_paths import node_result_cache
 from .image_tensors import stack_results
-from .node_inputs import DEFAULT_MAX_REFERENCE_MEGAPIXELS, node_input_types, reference_socket
+from .node_inputs import node_input_types, reference_socket
 from .references import collect_references, count_frames
 
 CATEGORY = "api node/image/fal Kontext"
@@ -35,40 +37,42 @@ class _KontextNode:
     FUNCTION = "edit"
     CATEGORY = CATEGORY
 
-    async def edit(self, prompt: str, model: str, seed: int, guidance_scale: float,
-                   num_images: int, aspect_ratio: str, output_format: str, safety_tolerance: str,
-                   enhance_prompt: bool, sync_mode: bool, reference_transport: str = "upload",
-                   max_reference_megapixels: float = DEFAULT_MAX_REFERENCE_MEGAPIXELS,
-                   timeout_seconds: int = int(m.DEFAULT_TIMEOUT_SECONDS),
-                   nsfw_policy: str = m.NSFW_POLICIES[0], use_result_cache: bool = True,
-                   unique_id: str | None = None, **reference_inputs: Any) -> tuple[Any, int, str]:
-        request = EditRequest(
-            model=self.MODELS.get(model) or self._unknown_model(model), prompt=prompt, seed=seed,
-            guidance_scale=guidance_scale, num_images=num_images, aspect_ratio=aspect_ratio,
-            output_format=output_format, safety_tolerance=str(safety_tolerance),
-            enhance_prompt=enhance_prompt, sync_mode=sync_mode)
-        request.validate(count_frames(reference_inputs, self.REFERENCE_INPUTS))
-        references = await asyncio.to_thread(
-            collect_references, reference_inputs, self.REFERENCE_INPUTS, max_reference_megapixels)
-        options = EditOptions(transport=reference_transport, timeout=float(timeout_seconds),
-                              nsfw_policy=nsfw_policy)
+    async def edit(self, unique_id: str | None = None, **inputs: Any) -> tuple[Any, int, str]:
+        """Every widget arrives by its table name; references by their socket names."""
         bridge = NodeBridge(unique_id)
         progress = ProgressReporter(bridge.show, log_prefix=f"[{type(self).__name__} #{unique_id}] ")
-        result = await bridge.run_interruptible(self._run(request, references, options, progress,
-                                                          bridge, use_result_cache))
+        try:
+            request = EditRequest.from_inputs(self._model(inputs), {**p.defaults(), **inputs})
+            request.validate(count_frames(inputs, self.REFERENCE_INPUTS))
+            options = p.check_options(inputs)
+            references = await asyncio.to_thread(collect_references, inputs, self.REFERENCE_INPUTS,
+                                                 options["max_reference_megapixels"],
+                                                 options["reference_encoding"])
+            run_options = EditOptions(transport=options["reference_transport"],
+                                      timeout=options["timeout_seconds"],
+                                      nsfw_policy=options["nsfw_policy"])
+            result = await bridge.run_interruptible(
+                self._run(request, references, run_options, progress, options["use_result_cache"]))
+        except FalError as error:
+            progress.failed(str(error))  # the status line ends with the same words as the error
+            raise
         images = await asyncio.to_thread(stack_results, [image.decoded for image in result.images])
-        return images, int(result.seed if result.seed is not None else seed), json.dumps(result.info)
+        seed = result.seed if result.seed is not None else request.checked_values().get("seed")
+        return images, int(seed or 0), json.dumps(result.info)
+
+    def _model(self, inputs: dict[str, Any]) -> m.KontextModel:
+        tier = inputs.get(p.MODEL, p.BY_NAME[p.MODEL].default)
+        model = self.MODELS.get(tier)
+        if model is None:
+            raise InvalidInputError(p.MODEL, f"must be one of {', '.join(self.MODELS)}; got {tier!r}")
+        return model
 
     @staticmethod
     async def _run(request: EditRequest, references: list, options: EditOptions,
-                   progress: ProgressReporter, bridge: NodeBridge, use_result_cache: bool) -> EditResult:
+                   progress: ProgressReporter, use_result_cache: bool) -> EditResult:
         async with shared_client() as client:
             return await run_edit(client, request, references, options=options, progress=progress,
-                                  should_cancel=bridge.should_stop,
-                                  result_cache=default_result_cache() if use_result_cache else None)
-
-    def _unknown_model(self, model: str) -> m.KontextModel:
-        raise InvalidInputError("model", f"must be one of {', '.join(self.MODELS)}; got {model!r}")
+                                  result_cache=node_result_cache() if use_result_cache else None)
 
 
 class FalKontextMulti(_KontextNode):

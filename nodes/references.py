@@ -1,19 +1,27 @@
-"""IMAGE node inputs -> pipeline References (validated frames with lazy PNG encoding)."""
+"""IMAGE node inputs -> pipeline References (validated frames with lazy encoding: JPEG for
+photos, PNG for graphics, alpha and forced lossless; see kontext/reference_encoding.py)."""
 from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from ..kontext.errors import InvalidInputError
+from ..kontext import models as m
 from ..kontext.pipeline import Reference
-from .image_tensors import downscale_frame, encode_png, frame_key, reference_frames
-
-PNG = "image/png"
+from ..kontext.reference_encoding import encoding_tag
+from .image_tensors import downscale_frame, encode_reference, frame_key, reference_frames
 
 
 def collect_references(inputs: Mapping[str, Any], input_names: Sequence[str],
-                       max_megapixels: float) -> list[Reference]:
-    """Every frame of every connected reference input, in socket order then batch order."""
+                       max_megapixels: float,
+                       encoding: str = m.REFERENCE_ENCODING_DEFAULT) -> list[Reference]:
+    """Every frame of every connected reference input, in socket order then batch order;
+    `encoding` is `auto` (per-image rule) or `lossless`."""
+    if encoding not in m.REFERENCE_ENCODINGS:
+        raise InvalidInputError("reference_encoding", f"must be one of "
+                                                      f"{', '.join(m.REFERENCE_ENCODINGS)}; got {encoding!r}")
+    tag = encoding_tag(encoding)
     references: list[Reference] = []
     for name in input_names:
         image = inputs.get(name)
@@ -22,7 +30,7 @@ def collect_references(inputs: Mapping[str, Any], input_names: Sequence[str],
         frames = reference_frames(name, image)
         for index, frame in enumerate(frames):
             label = f"{name}[{index}]" if len(frames) > 1 else name
-            references.append(_reference(label, frame, max_megapixels))
+            references.append(_reference(label, frame, max_megapixels, encoding, tag))
     return references
 
 
@@ -39,11 +47,14 @@ def count_frames(inputs: Mapping[str, Any], input_names: Sequence[str]) -> int:
     return total
 
 
-def _reference(label: str, frame: np.ndarray, max_megapixels: float) -> Reference:
-    # The key names the pixels and how they are sent, so a re-run skips encoding and upload.
-    key = f"{frame_key(frame)}:{max_megapixels:g}mp:png"
+def _reference(label: str, frame: np.ndarray, max_megapixels: float, encoding: str,
+               tag: str) -> Reference:
+    # The key names the pixels and how they are sent (size limit, mode and every constant of the
+    # rule), so a re-run skips encoding and upload, and a changed rule never reuses a stale one.
+    key = f"{frame_key(frame)}:{max_megapixels:g}mp:{tag}"
 
     def encode() -> tuple[bytes, str]:
-        return encode_png(downscale_frame(frame, max_megapixels)), PNG
+        encoded = encode_reference(downscale_frame(frame, max_megapixels), encoding)
+        return encoded.data, encoded.content_type
 
     return Reference(label=label, key=key, encode=encode)

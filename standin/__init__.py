@@ -18,13 +18,28 @@ Protocol choices where fal's behaviour is undocumented or the stand-in simplifie
   route does not run; delay/malformed_json/truncate/reset_mid_response/headers/content_type
   damage the real answer, so e.g. a submit still creates its job.
 - truncate sends half the body and closes (FIN); reset_mid_response does the same with a RST.
+- X-Fal-Request-Timeout on submit is a start deadline: a job still queued when it passes is
+  dropped (never billed); status then says COMPLETED with error_type request_timeout and the
+  result answers 504 + X-Fal-Request-Timeout-Type: user (start_timeout_answer="status" moves
+  that 504 onto the status call). A malformed value is a 400 bad_request at submit.
+- Billing (billed_jobs): a job is billed when it completes with an output; failed, refused,
+  dropped and cancelled-before-finishing jobs are not. With ignore_cancel_in_progress a cancel
+  of a running job is only a signal: 202, then the job completes and bills.
+- Results are forgotten result_retention (3600 s) after completion, large_result_retention
+  (360 s) for results of 10 KiB or more; then status, stream and result answer 404.
+- Lifecycle headers set lifetimes: X-Fal-Object-Lifecycle (CDN upload, -Preference accepted
+  too), -Preference on initiate and on submit (the outputs). Expired files answer 404.
+- The storage token's base_url is the CDN origin, which takes POST /files/upload (so does the
+  API origin, for clients that upload to a fixed host).
+- 422 job failures carry X-Fal-Retryable: false, as fal's toolkit errors do.
 """
+from .billing import BilledJob
 from .faults import RETRY_SAFE_ROUTES, ROUTES, Fault, FaultBook
 from .jobs import COMPLETED, IN_PROGRESS, IN_QUEUE, Job, JobFailure
 from .records import RecordedRequest
 from .server import StandInServer
 
 __all__ = [
-    "COMPLETED", "IN_PROGRESS", "IN_QUEUE", "RETRY_SAFE_ROUTES", "ROUTES", "Fault", "FaultBook",
-    "Job", "JobFailure", "RecordedRequest", "StandInServer",
+    "COMPLETED", "IN_PROGRESS", "IN_QUEUE", "RETRY_SAFE_ROUTES", "ROUTES", "BilledJob", "Fault",
+    "FaultBook", "Job", "JobFailure", "RecordedRequest", "StandInServer",
 ]

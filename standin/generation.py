@@ -14,14 +14,12 @@ from typing import Any, Callable
 
 from PIL import Image
 
-from ..kontext.models import (
-    NUM_IMAGES_DEFAULT, OUTPUT_FORMAT_DEFAULT, SEED_MAX, KontextModel, model_for_endpoint,
-)
 from .jobs import POLICY_VIOLATION, FailurePlan, Job, JobFailure
 from .references import load_references
 from .rendering import RenderedImage, render_outputs
 from .responses import Reply, json_reply, validation_error
 from .rng import SharedRandom
+from .schema import NUM_IMAGES_DEFAULT, OUTPUT_FORMAT_DEFAULT, SEED_MAX, Endpoint, endpoint_for
 from .storage import FileStore
 from .validation import parse_body, validate_arguments
 
@@ -33,10 +31,11 @@ ENHANCED_SUFFIX = " (enhanced)"
 class Prepared:
     """A request that passed validation, with its references decoded and its seed fixed."""
 
-    model: KontextModel
+    model: Endpoint
     arguments: dict[str, Any]
     references: list[Image.Image]
     seed: int
+    output_lifetime: float | None = None  # from X-Fal-Object-Lifecycle-Preference
 
     @property
     def num_images(self) -> int:
@@ -58,7 +57,7 @@ class Generator:
     def prepare(self, endpoint_id: str, body: bytes) -> Prepared | Reply:
         """The accepted request, or the 404/422 reply refusing it."""
         try:
-            model = model_for_endpoint(endpoint_id)
+            model = endpoint_for(endpoint_id)
         except KeyError:
             return json_reply(404, {"detail": f"Application '{endpoint_id}' not found"})
         payload, errors = parse_body(body)
@@ -86,20 +85,22 @@ class Generator:
         sync = bool(args.get("sync_mode", False))
         prompt = args["prompt"] + (ENHANCED_SUFFIX if args.get("enhance_prompt") else "")
         return {
-            "images": [self._image_entry(output, index, sync) for index, output in enumerate(outputs)],
+            "images": [self._image_entry(output, index, sync, prepared.output_lifetime)
+                       for index, output in enumerate(outputs)],
             "timings": {"inference": float(processing_delay)},
             "seed": prepared.seed,
             "has_nsfw_concepts": [output.flagged for output in outputs],
             "prompt": prompt,
         }
 
-    def _image_entry(self, output: RenderedImage, index: int, sync: bool) -> dict[str, Any]:
+    def _image_entry(self, output: RenderedImage, index: int, sync: bool,
+                     lifetime: float | None) -> dict[str, Any]:
         if sync:  # fal inlines outputs as data URIs and keeps nothing in storage
             url = f"data:{output.content_type};base64,{base64.b64encode(output.data).decode()}"
         else:
             extension = "png" if output.content_type == "image/png" else "jpg"
             file_id, name = self._store.put(output.data, output.content_type,
-                                            f"output_{index}.{extension}")
+                                            f"output_{index}.{extension}", lifetime)
             url = self._cdn_url() + FileStore.path_for(file_id, name)
         return {"url": url, "width": output.width, "height": output.height,
                 "content_type": output.content_type}
@@ -130,7 +131,7 @@ class Generator:
             thread.join(max(0.0, deadline - time.monotonic()))
 
 
-def _reference_inputs(model: KontextModel, payload: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+def _reference_inputs(model: Endpoint, payload: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
     if model.takes_many_references:
         urls = list(payload["image_urls"])
         return urls, [["body", "image_urls", index] for index in range(len(urls))]

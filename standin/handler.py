@@ -15,6 +15,7 @@ from .records import RecordedRequest
 from .responses import NGINX_502_PAGE, JSON_TYPE, Reply, StreamReply, default_error, not_found
 from .routes import REQUEST_ID_HEADER, match
 from .state import State
+from .uplink import read_throttled
 
 FAL_ORIGINS = ("api", "run")  # the CDN is not fal's API and sends no request id
 MALFORMED_FALLBACK = b'{"status": "IN_QU'
@@ -70,6 +71,8 @@ class StandInHandler(BaseHTTPRequestHandler):
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             return self._read_chunked()
         length = int(self.headers.get("Content-Length") or 0)
+        if length > 0 and self.state.uplink is not None:
+            return read_throttled(self.rfile.read, length, self.state.uplink, self.state.pause)
         return self.rfile.read(length) if length > 0 else b""
 
     def _read_chunked(self) -> bytes:
@@ -80,7 +83,10 @@ class StandInHandler(BaseHTTPRequestHandler):
                 while self.rfile.readline() not in (b"\r\n", b"\n", b""):
                     pass  # trailers
                 return b"".join(parts)
-            parts.append(self.rfile.read(size))
+            if self.state.uplink is not None:
+                parts.append(read_throttled(self.rfile.read, size, self.state.uplink, self.state.pause))
+            else:
+                parts.append(self.rfile.read(size))
             self.rfile.readline()
 
     # --- response side -------------------------------------------------------------------
@@ -134,12 +140,17 @@ class StandInHandler(BaseHTTPRequestHandler):
         for header, value in headers.values():
             self.send_header(header, value)
         self.end_headers()
-        for event in reply.events:
+        breaks = fault is not None and (fault.truncate or fault.reset_mid_response
+                                        or fault.malformed_json or fault.stall)
+        for sent, event in enumerate(reply.events, start=1):
             if fault and fault.malformed_json:
                 event = b"data: " + MALFORMED_FALLBACK + b"\n\n"
             self.wfile.write(event)
             self.wfile.flush()
-            if fault and (fault.truncate or fault.reset_mid_response or fault.malformed_json):
+            if breaks and sent >= fault.stream_events:
+                if fault.stall:  # a half-open stream: nothing more, not even keep-alives
+                    self.state.stopping.wait()
+                    return
                 self._end_abruptly(reset=fault.reset_mid_response)
                 return
 
@@ -158,6 +169,8 @@ class StandInHandler(BaseHTTPRequestHandler):
                 merged[header.lower()] = (header, value)
             if fault.retry_after is not None:
                 merged["retry-after"] = ("Retry-After", _seconds(fault.retry_after))
+            if fault.retryable is not None:
+                merged["x-fal-retryable"] = ("X-Fal-Retryable", str(fault.retryable).lower())
             if fault.content_type:
                 merged["content-type"] = ("Content-Type", fault.content_type)
         return merged

@@ -5,14 +5,16 @@ Each route takes (state, request, params) and returns a Reply; the handler does 
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
+from .billing import BilledJob
 from .generation import planned_failure
-from .jobs import COMPLETED, IN_QUEUE, POLICY_VIOLATION, Job, JobFailure
+from .jobs import COMPLETED, IN_QUEUE, POLICY_VIOLATION, START_TIMEOUT, Job, JobFailure
 from .records import RecordedRequest
 from .responses import Reply, StreamReply, flat_error, json_reply, not_found
 from .state import State
@@ -23,7 +25,12 @@ Route = Callable[[State, RecordedRequest, dict[str, str]], "Reply | StreamReply"
 REQUEST_ID_HEADER = "x-fal-request-id"
 NAMESPACES = ("workflows", "comfy")  # fal keeps these as a prefix of owner/alias
 STREAM_POLL_SECONDS = 0.05
-STREAM_KEEPALIVE_SECONDS = 15.0
+START_TIMEOUT_HEADER = "x-fal-request-timeout"
+# Uploads to the CDN read X-Fal-Object-Lifecycle; initiate and inference requests read
+# X-Fal-Object-Lifecycle-Preference (fal_client sends both names on uploads).
+LIFECYCLE_HEADER = "x-fal-object-lifecycle"
+LIFECYCLE_PREFERENCE_HEADER = "x-fal-object-lifecycle-preference"
+MIN_START_TIMEOUT_SECONDS = 0.1  # fal's documented minimum (the SDKs insist on more than 1 s)
 
 _REQUEST_PATH = re.compile(
     r"^/(?P<app>.+?)/requests/(?P<request_id>[^/]+)(?P<tail>/status/stream|/status|/cancel)?/?$")
@@ -34,6 +41,8 @@ def match(origin: str, method: str, path: str) -> tuple[str | None, Route | None
     """(route name, route, path params) for a request; (None, None, {}) when nothing matches."""
     method = "GET" if method == "HEAD" else method
     if origin == "cdn":
+        if method == "POST" and path == "/files/upload":  # the storage token's base_url
+            return "upload", upload, {}
         file_id = FileStore.parse_path(path)
         return ("file", serve_file, {"file_id": file_id}) if method == "GET" and file_id else _NO_ROUTE
     if origin == "run":
@@ -88,9 +97,10 @@ def _key_refusal(state: State, request: RecordedRequest) -> Reply | None:
 def _find_job(state: State, params: dict[str, str]) -> Job | None:
     job = state.jobs.get(params["request_id"])
     # Lenient like the brief asks: owner/alias (fal's form) or the full endpoint id.
-    if job is not None and params["app"] in (app_path(job.endpoint_id), job.endpoint_id):
-        return job
-    return None
+    if job is None or params["app"] not in (app_path(job.endpoint_id), job.endpoint_id):
+        return None
+    # Past fal's retention window a request is answered like one that never existed.
+    return None if state.forgotten(job, time.monotonic()) else job
 
 
 def _authorized_job(state: State, request: RecordedRequest, params: dict[str, str]) -> Job | Reply:
@@ -128,19 +138,72 @@ def _with_id(reply: Reply, request_id: str) -> Reply:
     return reply
 
 
+def _start_timeout_status(state: State, job: Job, now: float) -> Reply | None:
+    """In "status" mode a job dropped at its start deadline answers its status with fal's 504."""
+    if state.start_timeout_answer == "status" and job.dropped_at is not None \
+            and not job.cancelled and now >= job.dropped_at:
+        return _with_id(START_TIMEOUT.reply(), job.request_id)
+    return None
+
+
+def _start_timeout(request: RecordedRequest) -> float | None | Reply:
+    """Seconds from X-Fal-Request-Timeout; None without it; a 400 bad_request when malformed."""
+    raw = request.headers.get(START_TIMEOUT_HEADER)
+    if raw is None:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds <= MIN_START_TIMEOUT_SECONDS:
+        return flat_error(400, f"Invalid X-Fal-Request-Timeout header: {raw!r} (seconds, more "
+                               f"than {MIN_START_TIMEOUT_SECONDS})", "bad_request")
+    return seconds
+
+
+def _lifetime(request: RecordedRequest, *headers: str) -> float | None | Reply:
+    """expiration_duration_seconds of the first lifecycle header present; None without one (or
+    with a null duration: keep for good); a 400 bad_request when it is not fal's JSON shape."""
+    for header in headers:
+        raw = request.headers.get(header)
+        if raw is None:
+            continue
+        try:
+            payload = json.loads(raw)
+        except ValueError:
+            payload = None
+        seconds = payload.get("expiration_duration_seconds") if isinstance(payload, dict) else "?"
+        if seconds is None:
+            return None
+        if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds <= 0:
+            return flat_error(400, f"Invalid {header} header: expected a JSON object with a "
+                                   "positive integer expiration_duration_seconds", "bad_request")
+        return float(seconds)
+    return None
+
+
 # --- queue routes ------------------------------------------------------------------------
 def submit(state: State, request: RecordedRequest, params: dict[str, str]) -> Reply:
     refusal = _key_refusal(state, request)
     if refusal:
         return refusal
     endpoint_id = params["endpoint_id"]
+    start_timeout = _start_timeout(request)
+    if isinstance(start_timeout, Reply):
+        return start_timeout
+    output_lifetime = _lifetime(request, LIFECYCLE_PREFERENCE_HEADER)
+    if isinstance(output_lifetime, Reply):
+        return output_lifetime
     prepared = state.generator.prepare(endpoint_id, request.body)
     if isinstance(prepared, Reply):
         return prepared
+    prepared.output_lifetime = output_lifetime
     now = time.monotonic()
     job = Job(str(uuid.uuid4()), endpoint_id, prepared.arguments, now, time.time(),
               state.queue_delay, state.processing_delay, prepared.num_images,
-              [image.size for image in prepared.references])
+              [image.size for image in prepared.references],
+              start_deadline=None if start_timeout is None else now + start_timeout,
+              usd_per_image=prepared.model.usd_per_image)
     failure = planned_failure(prepared, state.failures)
     state.jobs.add(job)
     if failure:
@@ -156,7 +219,11 @@ def status(state: State, request: RecordedRequest, params: dict[str, str]) -> Re
     job = _authorized_job(state, request, params)
     if not isinstance(job, Job):
         return job
-    payload = status_payload(state, job, time.monotonic(), _wants_logs(request))
+    now = time.monotonic()
+    dropped = _start_timeout_status(state, job, now)
+    if dropped:
+        return dropped
+    payload = status_payload(state, job, now, _wants_logs(request))
     return _with_id(json_reply(200, payload), job.request_id)
 
 
@@ -165,23 +232,29 @@ def status_stream(state: State, request: RecordedRequest,
     job = _authorized_job(state, request, params)
     if not isinstance(job, Job):
         return job
+    dropped = _start_timeout_status(state, job, time.monotonic())
+    if dropped:
+        return dropped
     with_logs = _wants_logs(request)
+    keepalive = state.stream_keepalive
 
     def events() -> Any:
         last: dict[str, Any] | None = None
         last_sent = time.monotonic()
         while not state.stopping.is_set():
             now = time.monotonic()
+            if _start_timeout_status(state, job, now):
+                return  # "status" mode: the stream ends; the next status call answers 504
             payload = status_payload(state, job, now, with_logs)
             if payload != last:  # one event per change of state, position or logs
                 yield f"data: {json.dumps(payload)}\n\n".encode()
                 last, last_sent = payload, now
-            elif now - last_sent >= STREAM_KEEPALIVE_SECONDS:
+            elif now - last_sent >= keepalive:
                 yield b": keep-alive\n\n"  # like fal: proxies must not time the stream out
                 last_sent = now
             if payload["status"] == COMPLETED:
-                return
-            state.stopping.wait(STREAM_POLL_SECONDS)
+                return  # fal closes the stream after the COMPLETED event
+            state.stopping.wait(min(STREAM_POLL_SECONDS, keepalive))
 
     return StreamReply(events(), headers={REQUEST_ID_HEADER: job.request_id,
                                           "cache-control": "no-cache"})
@@ -205,7 +278,7 @@ def cancel(state: State, request: RecordedRequest, params: dict[str, str]) -> Re
     job = _find_job(state, params)
     if job is None:
         return json_reply(404, {"status": "NOT_FOUND"})
-    if job.cancel(time.monotonic()):
+    if job.cancel(time.monotonic(), honour_in_progress=not state.ignore_cancel_in_progress):
         return _with_id(json_reply(202, {"status": "CANCELLATION_REQUESTED"}), job.request_id)
     return _with_id(json_reply(400, {"status": "ALREADY_COMPLETED"}), job.request_id)
 
@@ -216,17 +289,25 @@ def token(state: State, request: RecordedRequest, params: dict[str, str]) -> Rep
     if refusal:
         return refusal
     expires = datetime.now(timezone.utc) + timedelta(seconds=TOKEN_LIFETIME_SECONDS)
-    return json_reply(200, {"token": state.store.issue_token(time.monotonic()),
-                            "token_type": "Bearer", "base_url": state.base_url,
-                            "expires_at": expires.isoformat()})
+    payload = {"token": state.store.issue_token(time.monotonic()), "token_type": "Bearer",
+               "expires_at": expires.isoformat()}
+    base_url = {"cdn": state.cdn_url, "api": state.base_url}.get(
+        state.token_base_url or "", state.token_base_url)
+    if base_url:
+        payload["base_url"] = base_url  # where fal's CDN takes uploads with this token
+    return json_reply(200, payload)
 
 
 def upload(state: State, request: RecordedRequest, params: dict[str, str]) -> Reply:
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not state.store.token_valid(value.strip(), time.monotonic()):
         return json_reply(401, {"detail": "Invalid token"})
+    lifetime = _lifetime(request, LIFECYCLE_HEADER, LIFECYCLE_PREFERENCE_HEADER)
+    if isinstance(lifetime, Reply):
+        return lifetime
     content_type = request.headers.get("content-type", "application/octet-stream")
-    file_id, name = state.store.put(request.body, content_type, request.headers.get("x-fal-file-name"))
+    file_id, name = state.store.put(request.body, content_type,
+                                    request.headers.get("x-fal-file-name"), lifetime)
     return json_reply(200, {"access_url": state.cdn_url + FileStore.path_for(file_id, name),
                             "content_type": content_type, "file_name": name,
                             "file_size": len(request.body)})
@@ -236,11 +317,15 @@ def initiate(state: State, request: RecordedRequest, params: dict[str, str]) -> 
     refusal = _key_refusal(state, request)
     if refusal:
         return refusal
+    lifetime = _lifetime(request, LIFECYCLE_PREFERENCE_HEADER)
+    if isinstance(lifetime, Reply):
+        return lifetime
     payload, errors = parse_body(request.body)
     if payload is None:
         return json_reply(422, {"detail": errors})
     slot = state.store.open_slot(payload.get("file_name"),
-                                 payload.get("content_type") or "application/octet-stream")
+                                 payload.get("content_type") or "application/octet-stream",
+                                 lifetime)
     return json_reply(200, {
         "upload_url": f"{state.base_url}/storage/put/{slot.file_id}?sig={slot.signature}",
         "file_url": state.cdn_url + FileStore.path_for(slot.file_id, slot.name)})
@@ -279,6 +364,15 @@ def run(state: State, request: RecordedRequest, params: dict[str, str]) -> Reply
         return prepared
     if prepared.violates_policy:
         return POLICY_VIOLATION.reply()
+    lifetime = _lifetime(request, LIFECYCLE_PREFERENCE_HEADER)
+    if isinstance(lifetime, Reply):
+        return lifetime
+    prepared.output_lifetime = lifetime
     if state.pause(state.processing_delay):
         return flat_error(503, "The stand-in is shutting down", "runner_disconnected")
-    return json_reply(200, state.generator.render(prepared, state.processing_delay))
+    output = state.generator.render(prepared, state.processing_delay)
+    request_id = str(uuid.uuid4())
+    state.runs_billed.add(BilledJob(request_id, params["endpoint_id"], prepared.num_images,
+                                    round(prepared.model.usd_per_image * prepared.num_images, 4),
+                                    "run", False))
+    return _with_id(json_reply(200, output), request_id)

@@ -5,6 +5,7 @@ import mimetypes
 import posixpath
 import secrets
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlsplit
@@ -17,6 +18,7 @@ class StoredFile:
     data: bytes
     content_type: str
     name: str
+    expires_at: float | None = None  # time.monotonic(); None keeps it for the server's life
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,7 @@ class UploadSlot:
     name: str
     content_type: str
     signature: str
+    lifetime: float | None = None  # seconds the file lives once PUT
 
 
 def safe_name(name: str | None, content_type: str) -> str:
@@ -46,17 +49,24 @@ class FileStore:
         self._lock = threading.Lock()
 
     # --- files -------------------------------------------------------------------------
-    def put(self, data: bytes, content_type: str, name: str | None = None) -> tuple[str, str]:
-        """Store bytes; returns (file_id, name) for building the CDN path."""
+    def put(self, data: bytes, content_type: str, name: str | None = None,
+            lifetime: float | None = None) -> tuple[str, str]:
+        """Store bytes (for `lifetime` seconds, or for good); returns (file_id, name) for
+        building the CDN path."""
         file_id = uuid.uuid4().hex
-        stored = StoredFile(bytes(data), content_type, safe_name(name, content_type))
+        stored = StoredFile(bytes(data), content_type, safe_name(name, content_type),
+                            _expiry(lifetime))
         with self._lock:
             self._files[file_id] = stored
         return file_id, stored.name
 
     def get(self, file_id: str) -> StoredFile | None:
+        """The file, or None when unknown or past its lifecycle expiry (fal's CDN then 404s)."""
         with self._lock:
-            return self._files.get(file_id)
+            stored = self._files.get(file_id)
+        if stored is None or (stored.expires_at is not None and time.monotonic() >= stored.expires_at):
+            return None
+        return stored
 
     @staticmethod
     def path_for(file_id: str, name: str) -> str:
@@ -90,9 +100,10 @@ class FileStore:
         return expiry is not None and now < expiry
 
     # --- initiate + PUT ----------------------------------------------------------------
-    def open_slot(self, name: str | None, content_type: str) -> UploadSlot:
+    def open_slot(self, name: str | None, content_type: str,
+                  lifetime: float | None = None) -> UploadSlot:
         slot = UploadSlot(uuid.uuid4().hex, safe_name(name, content_type), content_type,
-                          secrets.token_urlsafe(16))
+                          secrets.token_urlsafe(16), lifetime)
         with self._lock:
             self._slots[slot.file_id] = slot
         return slot
@@ -104,6 +115,11 @@ class FileStore:
             slot = self._slots.get(file_id)
             if slot is None or not secrets.compare_digest(slot.signature, signature):
                 return None
-            stored = StoredFile(bytes(data), content_type or slot.content_type, slot.name)
+            stored = StoredFile(bytes(data), content_type or slot.content_type, slot.name,
+                                _expiry(slot.lifetime))
             self._files[file_id] = stored
             return stored
+
+
+def _expiry(lifetime: float | None) -> float | None:
+    return None if lifetime is None else time.monotonic() + lifetime

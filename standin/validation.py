@@ -9,11 +9,11 @@ import json
 import math
 from typing import Any, Callable
 
-from ..kontext.models import (
-    ASPECT_RATIOS, GUIDANCE_MAX, GUIDANCE_MIN, NUM_IMAGES_MAX, NUM_IMAGES_MIN, OUTPUT_FORMATS,
-    SAFETY_TOLERANCES, KontextModel,
-)
 from .responses import field_error
+from .schema import (
+    ASPECT_RATIOS, GUIDANCE_MAX, GUIDANCE_MIN, NUM_IMAGES_MAX, NUM_IMAGES_MIN, OUTPUT_FORMATS,
+    SAFETY_TOLERANCES, Endpoint,
+)
 
 Item = dict[str, Any]
 
@@ -33,7 +33,7 @@ def parse_body(body: bytes) -> tuple[dict[str, Any] | None, list[Item]]:
     return payload, []
 
 
-def validate_arguments(model: KontextModel, payload: dict[str, Any]) -> list[Item]:
+def validate_arguments(model: Endpoint, payload: dict[str, Any]) -> list[Item]:
     """All field errors for a Kontext request; empty when the request is acceptable."""
     errors: list[Item] = []
     _required(payload, "prompt", _check_string, errors)

@@ -5,6 +5,7 @@ import logging
 
 import pytest
 from fal_kontext.client import SHARED_UPLOAD_CACHE
+from fal_kontext.kontext.job_tracker import PROCESS_JOBS
 from fal_kontext.kontext.spending import PROCESS_SPENDING
 from fal_kontext.standin import StandInServer
 
@@ -33,6 +34,7 @@ def isolated_environment(monkeypatch, tmp_path):
     SHARED_UPLOAD_CACHE.clear()
     PROCESS_SPENDING.reset()
     yield
+    PROCESS_JOBS.reset()  # no job a test left behind is still followed in the next one
     SHARED_UPLOAD_CACHE.clear()
     PROCESS_SPENDING.reset()
 

@@ -18,3 +18,24 @@ def decode(data: bytes) -> Image.Image:
     image = Image.open(io.BytesIO(data))
     image.load()
     return image
+
+
+async def wait_until(condition, timeout: float = 10.0, interval: float = 0.05) -> None:
+    """Await until `condition()` is true (background work finishing); fail after `timeout`."""
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {timeout:g} s: {condition}")
+        await asyncio.sleep(interval)
+
+
+def allow_short_timeouts(monkeypatch, seconds: float = 0.1) -> None:
+    """Let a test use a run timeout below the node's minimum (the table's bound)."""
+    import dataclasses
+
+    from fal_kontext.kontext import parameters
+    entry = parameters.BY_NAME["timeout_seconds"]
+    monkeypatch.setitem(parameters.BY_NAME, "timeout_seconds", dataclasses.replace(entry, low=seconds))

@@ -15,9 +15,11 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-BENCHMARKS = ("overhead", "png", "rerun", "concurrency", "memory", "scaling")
-EXPECTED_TARGETS = {"overhead": {"P1", "P2"}, "png": {"P3"}, "rerun": {"P4"},
-                    "concurrency": {"P5", "P5'"}, "memory": {"P6"}, "scaling": {"Scaling"}}
+BENCHMARKS = ("overhead", "png", "rerun", "concurrency", "memory", "scaling", "status_requests",
+              "uplink")
+EXPECTED_TARGETS = {"overhead": {"P1", "P2"}, "png": {"P3", "E1", "E2"}, "rerun": {"P4"},
+                    "concurrency": {"P5", "P5'"}, "memory": {"P6"}, "scaling": {"Scaling"},
+                    "status_requests": {"S1", "S2"}, "uplink": {"U1"}}
 
 pytest.importorskip("fal_client", reason="the baseline needs fal-client (pip install .[bench])")
 
@@ -63,5 +65,16 @@ def test_the_report_describes_the_machine_and_lists_every_target(smoke_run):
     _, markdown = smoke_run
     for field in ("CPU", "cores", "Python", "fal-client", "pillow", "torch"):
         assert f"| {field} |" in markdown
-    for target in ("P1", "P2", "P3", "P4", "P5", "P6", "Scaling"):
+    for target in ("P1", "P2", "P3", "P4", "P5", "P6", "Scaling", "E1", "E2", "U1"):
         assert f"| {target} |" in markdown
+
+
+def test_status_request_benchmark_counts_each_clients_traffic_for_its_own_job(smoke_run):
+    report, markdown = smoke_run
+    figures = report["results"]["status_requests"]["numbers"]
+    assert len(figures) == 2  # the pack and fal_client
+    for counts in figures.values():
+        assert counts["result_fetches"] >= 1
+        assert counts["status_type"] == counts["status_polls"] + counts["stream_connections"] >= 1
+        assert 0 <= counts["completion_to_result"] < counts["wall"]
+    assert "status-type total" in markdown

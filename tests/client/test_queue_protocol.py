@@ -23,7 +23,7 @@ async def test_submit_keeps_subpath_and_request_urls_drop_it(fal_env):
     paths = [(r.method, r.path) for r in fal_env.requests if r.origin == "api"]
     assert ("POST", "/fal-ai/flux-pro/kontext/multi") in paths
     assert handle.status_url == f"{fal_env.base_url}/fal-ai/flux-pro/requests/{handle.request_id}/status"
-    assert ("GET", f"/fal-ai/flux-pro/requests/{handle.request_id}/status") in paths
+    assert ("GET", f"/fal-ai/flux-pro/requests/{handle.request_id}/status/stream") in paths
     assert ("GET", f"/fal-ai/flux-pro/requests/{handle.request_id}") in paths
 
 
@@ -58,7 +58,7 @@ async def test_status_asks_for_logs_with_fals_query_parameter(fal_env):
     async with FalClient() as client:
         urls = await _uploaded(client, (1, 2, 3))
         await client.run(MULTI, {"prompt": "p", "image_urls": urls})
-    status_calls = [r for r in fal_env.requests if r.path.endswith("/status")]
+    status_calls = [r for r in fal_env.requests if r.path.endswith(("/status", "/status/stream"))]
     assert status_calls and all(r.query.get("logs") == "1" for r in status_calls)
 
 

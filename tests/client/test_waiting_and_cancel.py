@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from fal_kontext.client import CancelledError, FalClient, FalTimeoutError
+from fal_kontext.client import JobCancelledError, FalClient, FalTimeoutError
 from fal_kontext.standin import StandInServer
 from support import TEST_KEY, png_bytes
 
@@ -59,7 +59,7 @@ async def test_should_cancel_stops_the_wait_quickly_and_cancels_the_job(slow_fal
         await asyncio.sleep(0.4)
         flag["stop"] = True
         stopped_at = time.monotonic()
-        with pytest.raises(CancelledError) as caught:
+        with pytest.raises(JobCancelledError) as caught:
             await task
     assert time.monotonic() - stopped_at < 0.5
     assert caught.value.cancel_confirmed

@@ -5,7 +5,8 @@ import hashlib
 
 import pytest
 
-from fal_kontext.client import DecodeError, FalClient
+from fal_kontext.client import FalClient
+from fal_kontext.kontext.errors import DecodeError
 from fal_kontext.kontext.edit_request import EditRequest
 from fal_kontext.kontext.models import MULTI_MODELS
 from fal_kontext.kontext.pipeline import Reference, run_edit

@@ -2,7 +2,6 @@
 is never billed twice, and a damaged, full or shared cache never fails a run."""
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import io
 import json
@@ -24,6 +23,8 @@ from fal_kontext.kontext.models import MULTI_MODELS
 from fal_kontext.kontext.result_cache import (
     DEFAULT_MAX_BYTES, ENTRY_FILE, UNSEEDED_KEY_PREFIX, CachedResult, ResultCache,
     default_result_cache, is_cacheable_key, result_cache_directory, result_cache_key)
+from fal_kontext.nodes.comfy_paths import node_result_cache
+from fal_kontext.kontext import parameters
 
 REFS = ["ref-a-sha256", "ref-b-sha256"]
 
@@ -83,12 +84,12 @@ def test_key_is_stable_hex_for_equal_requests():
 
 
 def test_every_edit_request_field_is_covered_by_the_key_tests():
-    assert set(CHANGED_FIELDS) == {f.name for f in dataclasses.fields(EditRequest)}
+    assert set(CHANGED_FIELDS) == {"model", *parameters.FAL_FIELDS}
 
 
 @pytest.mark.parametrize("field", sorted(CHANGED_FIELDS))
 def test_changing_any_request_field_changes_the_key(field):
-    changed = dataclasses.replace(request(), **{field: CHANGED_FIELDS[field]})
+    changed = request().replace(**{field: CHANGED_FIELDS[field]})
     assert result_cache_key(changed, REFS) != result_cache_key(request(), REFS)
 
 
@@ -370,17 +371,19 @@ def test_inside_comfyui_the_user_directory_is_used(tmp_path, monkeypatch):
     fake.get_user_directory = lambda: str(tmp_path / "user")
     fake.get_temp_directory = lambda: str(tmp_path / "temp")
     monkeypatch.setitem(sys.modules, "folder_paths", fake)
-    cache = default_result_cache({})
-    assert cache.directory == tmp_path / "user" / "fal-kontext" / "results"
-    explicit = default_result_cache({"FAL_KONTEXT_RESULT_CACHE_DIR": str(tmp_path / "x")})
-    assert explicit.directory == tmp_path / "x"
+    monkeypatch.delenv("FAL_KONTEXT_RESULT_CACHE_DIR")
+    assert node_result_cache().directory == tmp_path / "user" / "fal-kontext" / "results"
+    monkeypatch.setenv("FAL_KONTEXT_RESULT_CACHE_DIR", str(tmp_path / "x"))
+    assert node_result_cache().directory == tmp_path / "x"
+    assert default_result_cache({}).directory != tmp_path / "user" / "fal-kontext" / "results"
 
 
 def test_inside_older_comfyui_the_temp_directory_is_used(tmp_path, monkeypatch):
     fake = types.ModuleType("folder_paths")
     fake.get_temp_directory = lambda: str(tmp_path / "temp")
     monkeypatch.setitem(sys.modules, "folder_paths", fake)
-    assert default_result_cache({}).directory == tmp_path / "temp" / "fal-kontext" / "results"
+    monkeypatch.delenv("FAL_KONTEXT_RESULT_CACHE_DIR")
+    assert node_result_cache().directory == tmp_path / "temp" / "fal-kontext" / "results"
 
 
 @pytest.mark.parametrize("platform, env, expected", [

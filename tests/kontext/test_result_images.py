@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fal_kontext.client.errors import DecodeError
+from fal_kontext.kontext.errors import DecodeError
 from fal_kontext.kontext.result_images import decode_image
 
 

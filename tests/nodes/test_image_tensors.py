@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 from PIL import Image
 
-from fal_kontext.client.errors import InvalidInputError
+from fal_kontext.kontext.errors import InvalidInputError
 from fal_kontext.kontext.result_images import decode_image
 from fal_kontext.nodes.image_tensors import (
     downscale_frame,

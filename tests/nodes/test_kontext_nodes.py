@@ -11,10 +11,11 @@ import torch
 from fake_comfy import FakeComfy
 from node_calls import call_node, solid, widget_defaults
 from fal_kontext import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
-from fal_kontext.client import MissingKeyError, SafetyFilterError, ValidationError
+from fal_kontext.client import MissingKeyError, ValidationError
+from fal_kontext.kontext.errors import SafetyFilterError
 from fal_kontext.nodes.kontext_nodes import FalKontextEdit, FalKontextMulti
 from fal_kontext.standin import StandInServer
-from support import TEST_KEY
+from support import allow_short_timeouts, TEST_KEY
 
 pytestmark = pytest.mark.anyio
 RED, GREEN, BLUE, WHITE = (1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0), (1.0, 1.0, 1.0)
@@ -153,8 +154,7 @@ async def test_interrupt_cancels_remote_job_and_raises_comfys_interrupt(monkeypa
 
 
 async def test_timeout_cancels_the_job(monkeypatch):
-    import fal_kontext.kontext.models as models
-    monkeypatch.setattr(models, "TIMEOUT_MIN_SECONDS", 0.1)
+    allow_short_timeouts(monkeypatch, 0.1)
     from fal_kontext.client import FalTimeoutError
     with StandInServer(processing_delay=30) as server:
         monkeypatch.setenv("FAL_KEY", TEST_KEY)

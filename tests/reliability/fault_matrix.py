@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from PIL import Image
 
-from fal_kontext.client import CancelledError, FalError, SubmitUncertainError
+from fal_kontext.client import JobCancelledError, FalError, SubmitUncertainError
 from fal_kontext.client.queue_types import JobState, QueueUpdate
 from fal_kontext.kontext import models as m
 from fal_kontext.kontext.edit_request import EditRequest
@@ -78,6 +78,7 @@ class RecordingProgress(ProgressReporter):
         super().__init__()
         self.submitted_at: float | None = None
         self.completed_seen = False
+        self.ending = ""
 
     def submitted(self, request_id: str) -> None:
         super().submitted(request_id)
@@ -87,6 +88,10 @@ class RecordingProgress(ProgressReporter):
         super().queue_update(update)
         if update.state is JobState.COMPLETED:
             self.completed_seen = True
+
+    def cancelled(self, ending: str) -> None:
+        super().cancelled(ending)
+        self.ending = ending
 
     def user_pressed_stop(self) -> bool:
         return (self.submitted_at is not None
@@ -111,8 +116,8 @@ class CellOutcome:
     def label(self) -> str:
         if self.error is None:
             return "recovered"
-        if isinstance(self.error, CancelledError):
-            return "cancel confirmed" if self.error.cancel_confirmed else "CancelledError (unconfirmed)"
+        if isinstance(self.error, JobCancelledError):
+            return "cancel confirmed" if self.error.cancel_confirmed else "JobCancelledError (unconfirmed)"
         return type(self.error).__name__
 
     @property
@@ -149,10 +154,14 @@ async def run_cell(server, make_client: Callable[[], Any], kind: FaultKind, stag
     result = error = None
     async with make_client(key=TEST_KEY, base_url=server.base_url) as client:
         try:
-            result = await run_edit(client, request, [reference(seed)], options=EditOptions(),
-                                    progress=progress,
-                                    should_cancel=progress.user_pressed_stop if stopping else None,
-                                    spending=SpendTracker())
+            result = await _run_until_stopped(
+                run_edit(client, request, [reference(seed)], options=EditOptions(),
+                         progress=progress, spending=SpendTracker()),
+                progress.user_pressed_stop if stopping else lambda: False)
+        except asyncio.CancelledError:
+            # The user's stop (ComfyUI's Cancel): the run says in words what became of the job.
+            error = JobCancelledError(cancel_confirmed="did not confirm" not in progress.ending,
+                                   request_id=progress.request_id, ending=progress.ending)
         except FalError as caught:
             error = caught
     seconds = time.monotonic() - started
@@ -164,6 +173,19 @@ async def run_cell(server, make_client: Callable[[], Any], kind: FaultKind, stag
     return CellOutcome(kind.name, stage, mode, result, error, request_id, progress.completed_seen,
                        len(server.submits()), len(cancels),
                        sorted(set(server.jobs) - jobs_before), seconds)
+
+
+async def _run_until_stopped(work, user_pressed_stop: Callable[[], bool]) -> Any:
+    """Await `work`, cancelling it (as the node bridge does on Cancel) once the user stops."""
+    task = asyncio.ensure_future(work)
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=0.02)
+        if done:
+            return task.result()
+        if user_pressed_stop():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            raise asyncio.CancelledError
 
 
 def check_right_result(outcome: CellOutcome, server) -> None:
@@ -196,6 +218,7 @@ def render_matrix(outcomes: dict[tuple[str, str, str], CellOutcome], kinds: list
     """Fault x stage table, plus the exact message of every typed error when the fault persists."""
     cells = len(outcomes)
     submits = max(o.submits for o in outcomes.values())
+    jobs = max(len(o.jobs_created) for o in outcomes.values())
     stopped = [o for o in outcomes.values() if o.request_id and not o.completed_seen]
     cancelled = sum(1 for o in stopped if o.cancels_for_job)
     orphaned = sum(1 for o in outcomes.values() if o.orphaned_jobs)
@@ -207,7 +230,8 @@ def render_matrix(outcomes: dict[tuple[str, str, str], CellOutcome], kinds: list
         "image came back; otherwise the typed `FalError` subclass raised (one line, naming the fal "
         "request id when a job exists). The cancel column stops the run 0.15 s after the submit "
         "(like ComfyUI's Cancel) while the fault hits the cancel request.\n",
-        f"- Most submits seen by the server in one edit: **{submits}**.",
+        f"- Most jobs created at fal by one edit: **{jobs}** (most submit requests: {submits}; a "
+        "submit is sent again only after a 429, which means fal took nothing).",
         f"- Edits that stopped waiting for a job that had not finished: {len(stopped)}; "
         f"cancel sent for **{cancelled}** of them.",
         f"- Edits whose submit answer was lost after fal created the job (no request id to "

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from node_calls import call_node, solid
-from fal_kontext.client import (ConfigurationError, DecodeError, InvalidInputError,
-                                ValidationError)
+from fal_kontext.client import ConfigurationError, ValidationError
+from fal_kontext.kontext.errors import DecodeError, InvalidInputError
 from fal_kontext.kontext import models as m
 from fal_kontext.kontext.edit_request import EditRequest
 from fal_kontext.kontext.pipeline import EditOptions, Reference, run_edit

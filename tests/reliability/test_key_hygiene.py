@@ -14,6 +14,7 @@ from PIL.PngImagePlugin import PngInfo
 from conftest import fast_client_factory
 from node_calls import call_node, solid, widget_defaults
 from fal_kontext.client import FalClient, FalHosts, errors
+from fal_kontext.kontext import errors as pack_errors
 from fal_kontext.client.errors import ConfigurationError, DownloadError, FalError, FieldError
 from fal_kontext.nodes.kontext_nodes import FalKontextMulti
 from foreign_host import ForeignHost
@@ -94,11 +95,12 @@ async def test_logs_at_every_level_hold_no_key_or_headers(fal_env, caplog, fast_
 
 def test_every_error_class_redacts_the_key_in_message_and_repr():
     FalClient(key=TEST_KEY, base_url="http://127.0.0.1:9")  # loading the key registers it
-    classes = [c for _, c in inspect.getmembers(errors, inspect.isclass) if issubclass(c, FalError)]
+    classes = [c for module in (errors, pack_errors)
+               for _, c in inspect.getmembers(module, inspect.isclass) if issubclass(c, FalError)]
     text = f"echo: Key {TEST_KEY} and {TEST_KEY.split(':')[1]}"
     built = []
     for error_class in classes:
-        if error_class is errors.InvalidInputError:
+        if error_class is pack_errors.InvalidInputError:
             built.append(error_class(text, text))
         elif issubclass(error_class, errors.ValidationError):
             built.append(error_class([FieldError(("body", "prompt"), text)], request_id="r-1"))
@@ -106,8 +108,10 @@ def test_every_error_class_redacts_the_key_in_message_and_repr():
             built.append(error_class(text, logs_tail=[text], request_id="r-1"))
         elif error_class is errors.FalTimeoutError:
             built.append(error_class(1.0, cancel_confirmed=False, request_id=text))
-        elif error_class is errors.CancelledError:
-            built.append(error_class(cancel_confirmed=True, request_id=text))
+        elif error_class is errors.JobCancelledError:
+            built.append(error_class(cancel_confirmed=True, request_id=text, ending=text))
+        elif error_class is errors.StartDeadlineError:
+            built.append(error_class(30.0, request_id=text))
         else:
             built.append(error_class(text, request_id="r-1"))
     for error in built:

@@ -5,28 +5,55 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 
 import pytest
 
 from conftest import fast_client_factory
 from fake_comfy import FakeComfy
 from node_calls import call_node, solid
-from fal_kontext.client import CancelledError, FalError, FalTimeoutError, SpendCapError
+from fal_kontext.client import FalError, FalTimeoutError
+from fal_kontext.kontext.errors import SpendCapError
 from fal_kontext.kontext import models as m
 from fal_kontext.kontext.edit_request import EditRequest
 from fal_kontext.kontext.pipeline import EditOptions, run_edit
+from fal_kontext.kontext.progress import ProgressReporter
+from fal_kontext.kontext.result_cache import default_result_cache
 from fal_kontext.kontext.spending import PROCESS_SPENDING, SPEND_CAP_ENV
 from fal_kontext.nodes.kontext_nodes import FalKontextMulti
 from fal_kontext.standin import StandInServer
 from fault_matrix import reference
 from results_book import table
-from support import TEST_KEY
+from support import allow_short_timeouts, TEST_KEY, wait_until
 
 pytestmark = pytest.mark.anyio
 RED = (1.0, 0.0, 0.0)
 ROWS: dict[str, list[object]] = {}
 STALE_IN_PROGRESS = {"status": "IN_PROGRESS", "logs": []}  # a status answer that never moves on
+
+
+def freeze_status(server) -> None:
+    """Every status answer (stream or poll) says IN_PROGRESS, whatever the job really does."""
+    server.faults.add("status_stream", times=100, status=404)
+    server.faults.add("status", times=100, status=200, body=STALE_IN_PROGRESS)
+
+
+async def stop_after(seconds: float, work):
+    """Run `work`, then cancel it after `seconds` (the one cancel path ComfyUI and the CLI use)."""
+    task = asyncio.ensure_future(work)
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if not done:
+        task.cancel()
+    return await task
+
+
+class EndingProgress(ProgressReporter):
+    """Keeps the final words of a cancelled run."""
+
+    ending = ""
+
+    def cancelled(self, ending: str) -> None:
+        super().cancelled(ending)
+        self.ending = ending
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -68,7 +95,9 @@ async def test_one_node_run_is_one_submit_whatever_fails(fal, scenario):
         outcome = "recovered"
     except FalError as error:
         outcome = type(error).__name__
-    assert len(fal.submits()) == 1
+    assert len(fal.jobs) == 1
+    # A submit is sent again only after a 429, which says fal took nothing.
+    assert len(fal.submits()) == (2 if scenario == "submit 429" else 1)
     record(f"node run, {scenario}", fal, outcome)
 
 
@@ -104,45 +133,56 @@ async def test_every_interrupt_cancels_the_job(monkeypatch, moment):
 
 
 async def test_timeout_cancels_even_when_the_cancel_fails_once(monkeypatch):
-    monkeypatch.setattr(m, "TIMEOUT_MIN_SECONDS", 0.1)
+    allow_short_timeouts(monkeypatch, 0.1)
     with StandInServer(processing_delay=30) as server:
         server.faults.add("cancel", status=500)
         async with fast_client_factory()(key=TEST_KEY, base_url=server.base_url) as client:
             with pytest.raises(FalTimeoutError) as caught:
                 await run_edit(client, EditRequest(m.MULTI_MODELS["pro"], "p", seed=1), [reference(1)],
                                options=EditOptions(timeout=0.5))
-        assert caught.value.cancel_confirmed and "confirmed" in str(caught.value)
+        assert caught.value.cancel_confirmed and "cancel" in str(caught.value)
         assert caught.value.request_id in str(caught.value)
         assert len(server.submits()) == 1 and server.count("cancel") == 2
         assert next(iter(server.jobs.values())).cancelled
         record("timeout, first cancel answered 500", server, f"FalTimeoutError: {caught.value}")
 
 
-async def test_a_cancel_answered_already_completed_says_finished_and_billed(monkeypatch):
+async def test_a_cancel_answered_already_completed_says_finished_and_billed_and_keeps_it(monkeypatch):
     with StandInServer(processing_delay=0.1) as server:
-        server.faults.add("status", times=100, status=200, body=STALE_IN_PROGRESS)
+        freeze_status(server)
+        request = EditRequest(m.MULTI_MODELS["pro"], "p", seed=1)
+        cache = default_result_cache()
+        progress = EndingProgress()
         async with fast_client_factory()(key=TEST_KEY, base_url=server.base_url) as client:
-            started = time.monotonic()
-            with pytest.raises(CancelledError) as caught:
-                await run_edit(client, EditRequest(m.MULTI_MODELS["pro"], "p", seed=1), [reference(1)],
-                               should_cancel=lambda: time.monotonic() - started > 0.6)
-        assert caught.value.finished_and_billed and "billed" in str(caught.value)
-        assert caught.value.request_id in str(caught.value)
+            with pytest.raises(asyncio.CancelledError):
+                await stop_after(0.6, run_edit(client, request, [reference(1)], progress=progress,
+                                               result_cache=cache))
+            assert "already finished" in progress.ending and "billed" in progress.ending
+            assert "kept" in progress.ending
+            await wait_until(lambda: cache.total_bytes() > 0)
+            again = await run_edit(client, request, [reference(1)], result_cache=cache)
+        assert again.info["cached"] and again.info["request_id"] == next(iter(server.jobs))
         assert len(server.submits()) == 1 and len(server.cancels()) == 1
         record("stop after the job finished (cancel answers ALREADY_COMPLETED)", server,
-               f"CancelledError: {caught.value}")
+               f"cancelled; {progress.ending}; the re-run is served from the cache")
 
 
-async def test_a_timeout_after_the_job_finished_delivers_the_paid_result(monkeypatch):
-    monkeypatch.setattr(m, "TIMEOUT_MIN_SECONDS", 0.1)
+async def test_a_timeout_after_the_job_finished_keeps_the_paid_result(monkeypatch):
+    allow_short_timeouts(monkeypatch, 0.1)
     with StandInServer(processing_delay=0.1) as server:
-        server.faults.add("status", times=100, status=200, body=STALE_IN_PROGRESS)
+        freeze_status(server)
+        request = EditRequest(m.MULTI_MODELS["pro"], "p", seed=1)
+        cache = default_result_cache()
         async with fast_client_factory()(key=TEST_KEY, base_url=server.base_url) as client:
-            result = await run_edit(client, EditRequest(m.MULTI_MODELS["pro"], "p", seed=1),
-                                    [reference(1)], options=EditOptions(timeout=0.5))
-        assert len(result.images) == 1 and len(server.submits()) == 1
+            with pytest.raises(FalTimeoutError) as caught:
+                await run_edit(client, request, [reference(1)], options=EditOptions(timeout=0.5),
+                               result_cache=cache)
+            assert "billed" in str(caught.value) and "kept" in str(caught.value)
+            await wait_until(lambda: cache.total_bytes() > 0)
+            again = await run_edit(client, request, [reference(1)], result_cache=cache)
+        assert again.info["cached"] and len(server.submits()) == 1
         record("timeout after the job finished (ALREADY_COMPLETED)", server,
-               "result delivered (it was paid for)")
+               "FalTimeoutError; the paid result is kept and the re-run is served from the cache")
 
 
 async def test_the_interrupt_after_the_job_finished_logs_that_it_was_billed(monkeypatch, caplog,
@@ -152,7 +192,7 @@ async def test_the_interrupt_after_the_job_finished_logs_that_it_was_billed(monk
     with StandInServer(processing_delay=0.1) as server:
         monkeypatch.setenv("FAL_KEY", TEST_KEY)
         monkeypatch.setenv("FAL_KONTEXT_BASE_URL", server.base_url)
-        server.faults.add("status", times=100, status=200, body=STALE_IN_PROGRESS)
+        freeze_status(server)
         node = asyncio.ensure_future(call_node(FalKontextMulti, prompt="p", images=solid(RED)))
         while not server.submits():
             await asyncio.sleep(0.02)

@@ -72,3 +72,36 @@ def test_cancel_accepts_the_subpath_form(server, client, submit):
     request_id = submit().json()["request_id"]
     response = client.put(f"{server.base_url}/{MULTI}/requests/{request_id}/cancel")
     assert response.status_code == 202
+
+
+def test_ignored_cancel_of_running_job_is_202_yet_it_completes_and_bills(client, refs):
+    with StandInServer(processing_delay=0.5, ignore_cancel_in_progress=True) as server:
+        body = client.post(f"{server.base_url}/{MULTI}", json={"prompt": "p", "image_urls": refs}).json()
+        time.sleep(0.15)
+        response = client.put(body["cancel_url"])
+        status = wait_completed(client, body["status_url"])
+        result = client.get(body["response_url"])
+        billed = server.billed_jobs()
+        job = server.jobs[body["request_id"]]
+    assert response.status_code == 202 and response.json() == {"status": "CANCELLATION_REQUESTED"}
+    assert "error" not in status and result.status_code == 200
+    assert not job.cancelled and len(job.cancel_requests) == 1
+    assert [(b.request_id, b.cancel_was_requested) for b in billed] == [(body["request_id"], True)]
+
+
+def test_ignored_cancel_mode_still_removes_a_queued_job_unbilled(client, refs):
+    with StandInServer(queue_delay=5.0, ignore_cancel_in_progress=True) as server:
+        body = client.post(f"{server.base_url}/{MULTI}", json={"prompt": "p", "image_urls": refs}).json()
+        assert client.put(body["cancel_url"]).status_code == 202
+        result = client.get(body["response_url"])
+        billed = server.billed_jobs()
+    assert result.status_code == 499 and billed == []
+
+
+def test_honoured_cancel_of_running_job_is_not_billed(client, refs):
+    with StandInServer(processing_delay=0.5) as server:
+        body = client.post(f"{server.base_url}/{MULTI}", json={"prompt": "p", "image_urls": refs}).json()
+        time.sleep(0.15)
+        client.put(body["cancel_url"])
+        time.sleep(0.5)
+        assert server.billed_jobs() == []

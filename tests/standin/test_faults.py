@@ -216,3 +216,52 @@ def test_fail_next_jobs_still_waits_for_the_clock(server, client, submit):
     body = submit().json()
     assert client.get(body["status_url"]).json()["status"] == "IN_PROGRESS"
     assert wait_completed(client, body["status_url"])["error_type"] == "runner_disconnected"
+
+
+def test_outage_fails_every_status_call_for_its_window_then_ends(server, client, submit):
+    body = submit().json()
+    server.outage(0.4)
+    during = [client.get(body["status_url"]).status_code for _ in range(3)]
+    stream = client.get(body["status_url"] + "/stream").status_code
+    time.sleep(0.45)
+    after = client.get(body["status_url"]).status_code
+    assert during == [503, 503, 503] and stream == 503 and after == 200
+    assert server.faults.pending == []
+    assert server.cancels() == []
+
+
+def test_outage_can_drop_connections_instead(server, client, submit):
+    body = submit().json()
+    server.outage(0.3, routes=("status",), drop_connection=True)
+    with pytest.raises(httpx.RemoteProtocolError):
+        client.get(body["status_url"])
+
+
+def test_fault_can_mark_its_answer_retryable(server, client, submit):
+    body = submit().json()
+    server.faults.add("status", status=503, retryable=True)
+    server.faults.add("status", status=500, retryable=False)
+    first, second = client.get(body["status_url"]), client.get(body["status_url"])
+    assert first.headers["x-fal-retryable"] == "true"
+    assert second.headers["x-fal-retryable"] == "false"
+    assert "x-fal-retryable" not in client.get(body["status_url"]).headers
+
+
+def test_submit_429_with_retry_after_creates_no_job_and_the_retry_makes_one(server, client, submit):
+    server.faults.add("submit", status=429, retry_after=2)
+    refused = submit()
+    accepted = submit()
+    assert refused.status_code == 429 and refused.headers["retry-after"] == "2"
+    assert accepted.status_code == 200
+    assert list(server.jobs) == [accepted.json()["request_id"]]
+    assert accepted.headers["x-fal-request-id"] == accepted.json()["request_id"]
+
+
+def test_failed_job_model_errors_say_they_are_not_retryable(server, client, submit):
+    server.fail_next_jobs(1, status=422, detail="bad input")
+    server.fail_next_jobs(1, status=503, retryable=True)
+    model, infra = submit().json(), submit().json()
+    wait_completed(client, model["status_url"])
+    wait_completed(client, infra["status_url"])
+    assert client.get(model["response_url"]).headers["x-fal-retryable"] == "false"
+    assert client.get(infra["response_url"]).headers["x-fal-retryable"] == "true"

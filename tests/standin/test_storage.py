@@ -1,9 +1,13 @@
 """fal storage: v3 token + /files/upload, the initiate + signed PUT fallback, CDN serving."""
 from __future__ import annotations
 
+import json
+import time
 from datetime import datetime, timezone
 
+import pytest
 
+from fal_kontext.standin import StandInServer
 from standin_helpers import anon, png_bytes
 
 
@@ -17,7 +21,7 @@ def _token(server, client) -> dict:
 def test_token_has_fal_shape_and_expires_in_an_hour(server, client):
     token = _token(server, client)
     assert token["token_type"] == "Bearer" and token["token"]
-    assert token["base_url"] == server.base_url
+    assert token["base_url"] == server.cdn_url  # like fal: the CDN origin takes the uploads
     expires = datetime.fromisoformat(token["expires_at"])
     remaining = (expires - datetime.now(timezone.utc)).total_seconds()
     assert 3500 < remaining <= 3600
@@ -101,3 +105,92 @@ def test_cdn_head_returns_length_without_body(server):
 
 def test_unknown_cdn_file_is_404(server):
     assert anon().get(f"{server.cdn_url}/files/nothing/x.png").status_code == 404
+
+
+def _upload(url, token, data=b"bytes", **headers):
+    return anon().post(f"{url}/files/upload", content=data, headers={
+        "Authorization": f"{token['token_type']} {token['token']}", "Content-Type": "image/png",
+        "X-Fal-File-Name": "a.png", **headers})
+
+
+def test_token_base_url_origin_takes_uploads_without_the_key(server, client):
+    token = _token(server, client)
+    response = _upload(token["base_url"], token)
+    assert response.status_code == 200
+    assert anon().get(response.json()["access_url"]).content == b"bytes"
+    upload = server.requests[-2]
+    assert (upload.route, upload.origin) == ("upload", "cdn")
+    cdn_side = [r for r in server.requests_carrying("test-key") if r.origin == "cdn"]
+    assert cdn_side == [] and len(server.requests_carrying("test-key")) == 1  # the token call
+
+
+def test_requests_carrying_finds_a_key_sent_to_the_cdn(server, client):
+    client.post(f"{server.cdn_url}/files/upload", content=b"x")  # the bug it exists to catch
+    leaked = [r for r in server.requests_carrying("test-key") if r.origin == "cdn"]
+    assert [r.route for r in leaked] == ["upload"]
+
+
+@pytest.mark.parametrize("setting, expected", [("api", "base"), (None, None),
+                                               ("https://v3b.fal.media", "https://v3b.fal.media")])
+def test_token_base_url_can_be_the_api_origin_absent_or_literal(client, setting, expected):
+    with StandInServer(token_base_url=setting) as server:
+        token = _token(server, client)
+    if expected == "base":
+        assert token["base_url"] == server.base_url
+    elif expected is None:
+        assert "base_url" not in token
+    else:
+        assert token["base_url"] == expected
+
+
+def test_rejected_token_is_401_once_then_uploads_work_again(server, client):
+    token = _token(server, client)
+    server.reject_storage_tokens(times=1)
+    rejected = _upload(server.cdn_url, token)
+    accepted = _upload(server.cdn_url, _token(server, client))
+    assert rejected.status_code == 401 and rejected.json() == {"detail": "Invalid token"}
+    assert accepted.status_code == 200
+
+
+def test_storage_tokens_can_be_rejected_for_good_while_initiate_still_works(server, client):
+    server.reject_storage_tokens(times=None)
+    codes = [_upload(server.cdn_url, _token(server, client)).status_code for _ in range(3)]
+    slot = client.post(f"{server.base_url}/storage/upload/initiate",
+                       params={"storage_type": "fal-cdn-v3"},
+                       json={"file_name": "a.png", "content_type": "image/png"}).json()
+    put = anon().put(slot["upload_url"], content=b"png", headers={"Content-Type": "image/png"})
+    assert codes == [401, 401, 401] and put.status_code == 200
+    assert anon().get(slot["file_url"]).content == b"png"
+
+
+def test_lifecycle_headers_are_recorded_and_uploads_expire_after_their_lifetime(server, client):
+    token = _token(server, client)
+    lifecycle = json.dumps({"expiration_duration_seconds": 1})
+    response = _upload(server.cdn_url, token, **{"X-Fal-Object-Lifecycle": lifecycle,
+                                                 "X-Fal-Object-Lifecycle-Preference": lifecycle})
+    url = response.json()["access_url"]
+    assert anon().get(url).status_code == 200
+    assert server.lifecycle_headers("upload") == [{
+        "x-fal-object-lifecycle": {"expiration_duration_seconds": 1},
+        "x-fal-object-lifecycle-preference": {"expiration_duration_seconds": 1}}]
+    time.sleep(1.05)
+    assert anon().get(url).status_code == 404
+
+
+def test_initiate_honours_the_lifecycle_preference(server, client):
+    slot = client.post(f"{server.base_url}/storage/upload/initiate",
+                       json={"file_name": "a.png", "content_type": "image/png"},
+                       headers={"X-Fal-Object-Lifecycle-Preference":
+                                json.dumps({"expiration_duration_seconds": 1})}).json()
+    anon().put(slot["upload_url"], content=b"png")
+    assert anon().get(slot["file_url"]).status_code == 200
+    time.sleep(1.05)
+    assert anon().get(slot["file_url"]).status_code == 404
+
+
+@pytest.mark.parametrize("value", ["forever", "[60]", '{"expiration_duration_seconds": "60"}',
+                                   '{"expiration_duration_seconds": 0}'])
+def test_malformed_lifecycle_header_is_a_400(server, client, value):
+    token = _token(server, client)
+    response = _upload(server.cdn_url, token, **{"X-Fal-Object-Lifecycle": value})
+    assert response.status_code == 400 and response.json()["error_type"] == "bad_request"

@@ -251,7 +251,7 @@ def test_expected_widget_order_is_the_one_saved_workflows_depend_on():
         "prompt", "model", "seed", "seed:control_after_generate", "guidance_scale", "num_images",
         "aspect_ratio", "output_format", "safety_tolerance", "enhance_prompt", "sync_mode",
         "reference_transport", "max_reference_megapixels", "timeout_seconds", "nsfw_policy",
-        "use_result_cache"]
+        "use_result_cache", "reference_encoding"]
 
 
 @pytest.mark.parametrize("path", [paired(p) for p in UI_FILES])

@@ -1,0 +1,32 @@
+"""The Kontext pack's own errors: what the user gave, what the pack allows, what came back.
+
+They extend the client's `FalError`, so one `except FalError` (the node, the CLI) catches every
+failure with its one-line message; the transport and protocol errors stay in `client/errors.py`.
+"""
+from __future__ import annotations
+
+from ..client.errors import FalError
+
+
+class KontextError(FalError):
+    """Base of the pack's own errors (not fal's answers)."""
+
+
+class InvalidInputError(KontextError):
+    """A local check refused an input before anything was sent (no money spent)."""
+
+    def __init__(self, input_name: str, problem: str):
+        self.input_name = input_name
+        super().__init__(f"Input '{input_name}': {problem}")
+
+
+class SpendCapError(KontextError):
+    """A run would push this process's spending above FAL_KONTEXT_MAX_SPEND_USD."""
+
+
+class DecodeError(KontextError):
+    """Bytes that should be an image could not be decoded (corrupt, unsupported, too large)."""
+
+
+class SafetyFilterError(KontextError):
+    """fal's safety checker flagged result images (has_nsfw_concepts) and the policy refuses them."""
