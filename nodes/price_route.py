@@ -22,7 +22,8 @@ def price_table() -> dict[str, Any]:
     return {
         "currency": "USD",
         "nodes": {
-            node_id: {tier: {str(count): m.estimate_cost_usd(model, count) for count in image_counts}
+            node_id: {tier: {str(count): m.estimate_cost_usd(model, count)
+                             for count in image_counts}
                       for tier, model in node_class.MODELS.items()}
             for node_id, node_class in NODE_CLASS_MAPPINGS.items()
         },
@@ -48,5 +49,5 @@ def register_price_route() -> None:
         return
     try:
         routes.get(PRICES_ROUTE)(handle_prices)
-    except Exception as error:  # the badge is a nicety: never fail the pack load over it
+    except Exception as error:  # noqa: BLE001 - the badge must never fail the pack load
         logger.warning("fal-kontext: price badge route not added (%s)", error)

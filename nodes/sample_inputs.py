@@ -75,9 +75,10 @@ def install_sample_inputs_into_comfyui() -> None:
         input_dir = Path(folder_paths.get_input_directory())
         target = str(input_dir)
         created = install_sample_inputs(input_dir)
-    except Exception as error:  # a read-only or odd input folder must not break the pack load
+    # A read-only or odd input folder must not break the pack load: one line, then go on.
+    except Exception as error:  # noqa: BLE001
         logger.warning("fal-kontext: could not add the example workflows' sample images to %s "
-                       "(%s); copy workflows/inputs/kontext_*.png there to run the example workflows",
+                       "(%s); copy workflows/inputs/kontext_*.png there to run the workflows",
                        target, error)
         return
     if created:

@@ -27,7 +27,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from comfyui_process import COMFYUI_DIR, COMFYUI_PYTHON, HAVE_COMFYUI, PACK_ROOT, ComfyUI, link_pack
+from comfyui_process import (
+    COMFYUI_DIR,
+    COMFYUI_PYTHON,
+    HAVE_COMFYUI,
+    PACK_ROOT,
+    ComfyUI,
+    link_pack,
+)
 from fal_kontext.nodes.price_route import price_table
 from fal_kontext.standin import StandInServer
 
@@ -38,7 +45,8 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 PLAYWRIGHT_CORE = os.environ.get("PLAYWRIGHT_CORE", "").strip()
 FRONT_END_ROOT = os.environ.get("COMFYUI_FRONT_END_ROOT", "").strip()
 NODE = shutil.which("node")
-HAVE_BROWSER = bool(NODE) and Path(CHROMIUM).is_file() and (Path(PLAYWRIGHT_CORE) / "package.json").is_file()
+HAVE_BROWSER = (bool(NODE) and Path(CHROMIUM).is_file()
+                and (Path(PLAYWRIGHT_CORE) / "package.json").is_file())
 
 pytestmark = [
     pytest.mark.skipif(not HAVE_COMFYUI, reason="set COMFYUI_DIR to a ComfyUI checkout"),
@@ -75,7 +83,7 @@ def test_what_a_user_sees(label, front_end_root, tmp_path):
         try:
             server.start()
             driver = subprocess.run(
-                [NODE, str(DRIVER)], capture_output=True, text=True, timeout=600,
+                [NODE, str(DRIVER)], capture_output=True, text=True, timeout=600, check=False,
                 env={**os.environ, "COMFY_URL": server.base + "/", "PACK_FOLDER": pack_folder,
                      "WORKFLOWS": json.dumps(UI_WORKFLOWS), "OUT_DIR": str(out_dir),
                      "CHROMIUM": CHROMIUM, "PLAYWRIGHT_CORE": PLAYWRIGHT_CORE})

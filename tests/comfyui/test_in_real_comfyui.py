@@ -16,12 +16,21 @@ from __future__ import annotations
 import json
 import os
 import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
+from urllib.parse import quote
 
 import pytest
 from comfyui_process import (
-    COMFYUI_DIR, COMFYUI_PYTHON, HAVE_COMFYUI, PACK_ROOT, ComfyUI, link_pack, messages)
+    COMFYUI_DIR,
+    COMFYUI_PYTHON,
+    HAVE_COMFYUI,
+    PACK_ROOT,
+    ComfyUI,
+    link_pack,
+    messages,
+)
 from fal_kontext.nodes.price_route import PRICES_ROUTE, price_table
 from fal_kontext.nodes.sample_inputs import sample_files
 from fal_kontext.standin import StandInServer
@@ -141,8 +150,12 @@ def test_workflow_templates_lists_our_ui_workflows(comfy):
     templates = server.get("/workflow_templates")
     assert sorted(templates.get(pack_folder, [])) == sorted(path.stem for path in UI_WORKFLOWS)
     for path in UI_WORKFLOWS:  # and ComfyUI serves them, so the template browser can open them
-        served = server.get(f"/api/workflow_templates/{pack_folder}/{path.name}")
+        served = server.get(f"/api/workflow_templates/{pack_folder}/{quote(path.name)}")
         assert served == _load(path)
+        thumbnail = f"{server.base}/api/workflow_templates/{pack_folder}/{quote(path.stem)}.jpg"
+        with urllib.request.urlopen(thumbnail, timeout=10) as response:  # else a placeholder
+            assert response.headers["Content-Type"] == "image/jpeg"
+            assert response.read() == path.with_suffix(".jpg").read_bytes()
 
 
 def test_there_are_api_workflows():

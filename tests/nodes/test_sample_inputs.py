@@ -13,7 +13,11 @@ from pathlib import Path
 import pytest
 from fal_kontext.nodes import sample_inputs
 from fal_kontext.nodes.sample_inputs import (
-    SAMPLES_DIR, install_sample_inputs, install_sample_inputs_into_comfyui, sample_files)
+    SAMPLES_DIR,
+    install_sample_inputs,
+    install_sample_inputs_into_comfyui,
+    sample_files,
+)
 
 SAMPLE_NAMES = sorted(path.name for path in SAMPLES_DIR.glob("kontext_*.png"))
 
