@@ -175,6 +175,14 @@ async function run(page, name, label, { midRunShot = null, seedOffset = 0, promp
   await sleep(500);
   result.end = end.name;
   result.texts = (await textsFor(page, nodeId)).slice(textsBefore);
+  // What the node shows after the run: the frontend's own text widget (1.27 keeps it) or the
+  // pack's final-status line under the node (drawn while that widget is gone, as in 1.58).
+  result.shown_after = await page.evaluate((id) => {
+    const node = window.app.graph.getNodeById(id);
+    const widget = node.widgets?.find((w) => w.name === "$$node-text-preview");
+    return { frontend_widget: widget ? String(widget.value ?? "") : null,
+             pack_line: node.falKontextFinalStatus ?? null };
+  }, nodeId);
   result.screenshot = await shot(page, label);
   findings.runs[label] = result;
   return result;

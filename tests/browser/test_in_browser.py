@@ -120,6 +120,10 @@ def test_what_a_user_sees(label, front_end_root, tmp_path):
     for name in UI_WORKFLOWS:
         assert runs[f"done_{name}"]["end"] == "execution_success", runs[f"done_{name}"]
         assert runs[f"done_{name}"]["texts"], "the node showed no status while it ran"
+    for run in runs.values():  # the last status line stays in view after the run, one way or other
+        shown = run["shown_after"]
+        assert run["texts"][-1] in (shown["frontend_widget"], shown["pack_line"]), run
+        assert not (shown["frontend_widget"] and shown["pack_line"]), "shown twice"
     assert runs["cancelled"]["end"] == "execution_interrupted", runs["cancelled"]
     assert cancels >= 1, "the cancelled run did not cancel the fal job"
     assert runs["failed"]["end"] == "execution_error", runs["failed"]
