@@ -20,7 +20,9 @@ from support import TEST_KEY
 
 pytestmark = pytest.mark.anyio
 SEQUENTIAL_RUNS, CONCURRENT_RUNS = 50, 8
-MAX_NEW_SOCKETS, MAX_NEW_THREADS, MAX_TRACED_GROWTH_MB = 8, 6, 5.0
+# The heap bound allows one 1 MP result (3 MB of decoded pixels) still passing between the job
+# tracker's thread and the node when measured; a real leak grows with the 58 runs (3 MB each).
+MAX_NEW_SOCKETS, MAX_NEW_THREADS, MAX_TRACED_GROWTH_MB = 8, 6, 8.0
 
 
 def open_sockets() -> int:
