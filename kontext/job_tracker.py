@@ -69,6 +69,7 @@ class Flight:
         self._task: asyncio.Task | None = None
         self._entry: LedgerEntry | None = None
         self._finished_hint: asyncio.Event | None = None  # made in the tracker's loop
+        self.watch_timer: asyncio.TimerHandle | None = None  # ends the watch of an abandoned job
 
     # -- callers (any thread) -------------------------------------------------------------------
     def subscribe(self, listener: Listener) -> Callable[[], None]:
@@ -255,7 +256,13 @@ class Flight:
     def _keep_until(self) -> float:
         return retention_deadline(time.time(), self.start_deadline, inline_results=self.spec.inline_results)
 
+    def _stop_watch_timer(self) -> None:
+        if self.watch_timer is not None:
+            self.watch_timer.cancel()  # the job ended: the timer must not keep it in memory
+            self.watch_timer = None
+
     def _finish(self, result: EditResult) -> None:
+        self._stop_watch_timer()
         self.phase = "done"
         self.tracker.forget(self)
         if not self.future.done():
@@ -265,6 +272,7 @@ class Flight:
                         "kept in the result cache", self.request_id)
 
     def _fail(self, error: BaseException) -> None:
+        self._stop_watch_timer()
         self.phase = "done"
         self.tracker.forget(self)
         if not self.future.done():
@@ -372,8 +380,10 @@ class JobTracker:
                 logger.info("fal request %s is no longer followed after %.0f s; the job ledger "
                             "keeps it for a later run", flight.request_id, seconds)
                 flight._task.cancel()
-        self._ensure_loop().call_soon_threadsafe(
-            lambda: self._loop.call_later(seconds, stop))
+        def arm() -> None:
+            if flight.phase != "done" and flight.watch_timer is None:
+                flight.watch_timer = self._loop.call_later(seconds, stop)
+        self._ensure_loop().call_soon_threadsafe(arm)
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         with self._loop_lock:
