@@ -240,20 +240,13 @@ class FalClient:
         """The job's output; a job that failed raises its error here (fal reports it this way).
         Pass the COMPLETED status when there is one: a failed job's error is then not re-asked."""
         if status is None or status.error is None:
-            try:
-                return await self._request_json("GET", handle.response_url, action="result fetch",
-                                                request_id=handle.request_id)
-            except StartDeadlineError:
-                raise StartDeadlineError(self.start_deadline_of(handle.request_id),
-                                         request_id=handle.request_id) from None
+            return await self._request_json("GET", handle.response_url, action="result fetch",
+                                            request_id=handle.request_id)
         try:
             return await self._request_json("GET", handle.response_url, action="result fetch",
                                             request_id=handle.request_id, retry=NO_RETRY)
-        except (ValidationError, AuthError):
+        except (ValidationError, AuthError, StartDeadlineError):
             raise
-        except StartDeadlineError:
-            raise StartDeadlineError(self.start_deadline_of(handle.request_id),
-                                     request_id=handle.request_id) from None
         except FalError as error:
             kind = f" [{status.error_type}]" if status.error_type else ""
             raise JobFailedError(f"The job failed at fal{kind}: {status.error}",
@@ -571,7 +564,9 @@ class FalClient:
                                         on_response, kwargs)
             if response.is_success:
                 return self._successful(response, action, idempotent, expect_json, request_id)
-            error = responses.error_for_response(response, request_id=request_id, action=action)
+            error = responses.error_for_response(
+                response, request_id=request_id, action=action,
+                start_deadline=self.start_deadline_of(request_id) if request_id else None)
             if should_retry(response.status_code, response.headers, idempotent=idempotent):
                 raise _Retryable(error, responses.retry_after(response))
             if not idempotent and response.status_code >= 500:

@@ -49,8 +49,9 @@ def _detail_text(body: Any, response: httpx.Response) -> str:
 
 
 def error_for_response(response: httpx.Response, *, request_id: str | None = None,
-                       action: str = "request") -> FalError:
-    """The typed error for a non-2xx answer from fal."""
+                       action: str = "request", start_deadline: float | None = None) -> FalError:
+    """The typed error for a non-2xx answer from fal. `start_deadline`: the deadline the job was
+    submitted with, when the caller knows it (status and result requests do not carry it)."""
     status = response.status_code
     request_id = request_id or fal_request_id(response)
     body = json_body(response)
@@ -60,7 +61,7 @@ def error_for_response(response: httpx.Response, *, request_id: str | None = Non
     kind = f" [{error_type}]" if error_type else ""
     common = {"request_id": request_id, "status_code": status}
     if is_start_deadline_answer(status, response.headers):
-        return StartDeadlineError(start_deadline_sent(response), **common)
+        return StartDeadlineError(start_deadline or start_deadline_sent(response), **common)
     if status == 401:
         return AuthError(f"fal rejected the API key (401: {detail}). {key_help()}", **common)
     if status == 403:

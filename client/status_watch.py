@@ -153,11 +153,9 @@ class StatusWatcher:
         if status == 404 and response.request.url.path.rstrip("/").endswith("/status"):
             raise JobNotFoundError(self._client.unknown_request_message(request_id),
                                    request_id=request_id, status_code=404)
-        error = responses.error_for_response(response, request_id=request_id, action="status check")
-        if isinstance(error, StartDeadlineError):
-            raise StartDeadlineError(self._client.start_deadline_of(request_id),
-                                     request_id=request_id) from None
-        if isinstance(error, AuthError) or status in (400, 410, 422):
+        error = responses.error_for_response(response, request_id=request_id, action="status check",
+                                             start_deadline=self._client.start_deadline_of(request_id))
+        if isinstance(error, (AuthError, StartDeadlineError)) or status in (400, 410, 422):
             raise error
 
     async def _back_off(self, retry_after: float | None = None) -> None:

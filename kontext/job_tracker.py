@@ -91,9 +91,7 @@ class Flight:
 
     def fail_before_submit(self, error: BaseException) -> None:
         """The leader could not get as far as submitting: nothing exists at fal."""
-        self.tracker.forget(self)
-        if not self.future.done():
-            self.future.set_exception(error)
+        self._end(error=error)
 
     def release(self) -> concurrent.futures.Future[str]:
         """One caller stops waiting; the last one abandons the job. Resolves to the ending in
@@ -192,13 +190,13 @@ class Flight:
         self.abandoned = True
         if self.future.done():
             return self._ending_when_done()
+        if self.ours and self.phase == "preparing":
+            self.fail_before_submit(FalError("Stopped before anything was sent to fal"))
+            return "nothing was sent to fal; nothing was billed"
         self.tracker.watch_for_at_most(self, ABANDONED_WATCH_SECONDS)
         if not self.ours:
             return ("the job was submitted by an earlier run; it is still followed and its "
                     "result kept" + self._kept_suffix())
-        if self.phase == "preparing":
-            self.fail_before_submit(FalError("Stopped before anything was sent to fal"))
-            return "nothing was sent to fal; nothing was billed"
         if self.request_id is None:
             return ("the submit was still on its way to fal; the job will be cancelled the "
                     "moment fal names it")
@@ -207,8 +205,9 @@ class Flight:
         was_queued = self.phase in ("queued", "submitting")
         handle = self.handle or self.client.handle_for(self.spec.endpoint_id, self.request_id)
         outcome = await self._cancel(handle)
-        if outcome is CancelOutcome.ALREADY_COMPLETED and self._finished_hint is not None:
-            self._finished_hint.set()
+        if outcome is CancelOutcome.ALREADY_COMPLETED:
+            if self._finished_hint is not None:
+                self._finished_hint.set()
             return "the job had already finished at fal and was billed" + self._kept_suffix()
         if outcome is CancelOutcome.NOT_FOUND:
             return "fal no longer knows the job"
@@ -256,27 +255,29 @@ class Flight:
     def _keep_until(self) -> float:
         return retention_deadline(time.time(), self.start_deadline, inline_results=self.spec.inline_results)
 
-    def _stop_watch_timer(self) -> None:
-        if self.watch_timer is not None:
-            self.watch_timer.cancel()  # the job ended: the timer must not keep it in memory
-            self.watch_timer = None
-
     def _finish(self, result: EditResult) -> None:
-        self._stop_watch_timer()
-        self.phase = "done"
-        self.tracker.forget(self)
-        if not self.future.done():
-            self.future.set_result(result)
+        self._end(result=result)
         if self.abandoned:
             logger.info("fal request %s finished after its run stopped waiting; its result is "
                         "kept in the result cache", self.request_id)
 
     def _fail(self, error: BaseException) -> None:
-        self._stop_watch_timer()
+        self._end(error=error)
+
+    def _end(self, *, result: EditResult | None = None, error: BaseException | None = None) -> None:
+        """The one way a flight ends: out of the registry, its watch timer stopped (so it keeps
+        nothing in memory), its waiters told."""
         self.phase = "done"
+        if self.watch_timer is not None:  # only ever armed, and so only cancelled, on the loop
+            self.watch_timer.cancel()
+            self.watch_timer = None
         self.tracker.forget(self)
-        if not self.future.done():
+        if self.future.done():
+            return
+        if error is not None:
             self.future.set_exception(error)
+        else:
+            self.future.set_result(result)
 
     def _ending_when_done(self) -> str:
         if not self.future.done():

@@ -55,7 +55,6 @@ class _RunState:
 
     flight: Flight | None = None
     ending: str = ""
-    leading: bool = False
 
 
 async def run_edit(client: FalClient, request: EditRequest, references: Sequence[Reference], *,
@@ -118,7 +117,7 @@ async def _run_job(client: FalClient, request: EditRequest, references: Sequence
         flight, leading = tracker.join_or_lead(cache_key, client, spec, ledger=ledger,
                                                cache=result_cache if cacheable else None,
                                                start_deadline=options.timeout, decode=decode)
-        state.flight, state.leading = flight, leading
+        state.flight = flight
         try:
             return await _wait_for_flight(client, request, references, options, progress,
                                           spending, flight, leading, state)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Awaitable, TypeVar
 
-from ..client.errors import JobCancelledError
 from ..client.logs import logger
 from ..kontext.progress import ProgressEvent
 
@@ -99,9 +98,6 @@ class NodeBridge:
         while True:
             done, _ = await asyncio.wait({task}, timeout=INTERRUPT_CHECK_INTERVAL)
             if done:
-                if not task.cancelled() and isinstance(task.exception(), JobCancelledError):
-                    # The pipeline saw the interrupt first and cancelled the fal job itself.
-                    raise interrupt_exception() from task.exception()
                 return task.result()
             if self.should_stop():
                 task.cancel()
