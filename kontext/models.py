@@ -80,11 +80,18 @@ def estimate_cost_usd(model: KontextModel, num_images: int) -> float:
 REFERENCE_ENCODINGS: tuple[str, ...] = ("auto", "lossless")
 REFERENCE_ENCODING_DEFAULT = "auto"
 # Photos: baseline JPEG, 4:4:4 (no chroma subsampling, so coloured edges and small text stay
-# sharp), quality 94, optimised Huffman tables (~15 % fewer bytes for ~10 ms). Measured on 1 MP
-# (bench/results.md "png"): a fifth to a third of Pillow's default PNG in ~20 ms of one core,
-# PSNR >= 40 dB on photos with up to moderate noise.
-REFERENCE_JPEG_QUALITY = 94
+# sharp), optimised Huffman tables, and flat quantisation tables instead of the quality scale:
+# every DCT coefficient is rounded to a multiple of REFERENCE_JPEG_STEP (the lowest frequencies,
+# row + column <= REFERENCE_JPEG_FINE_BAND, to REFERENCE_JPEG_FINE_STEP). The quality scale's
+# tables are coarse at high frequencies, so noise or fine texture loses up to 5 dB there (q94:
+# 35.5 dB on a noisy photo); a flat step bounds the error for any content: at most
+# ~2.9 * step^2 / 12 squared levels (the colour transform's gain), >= 40 dB PSNR even on pure
+# noise. Clean photos come out smaller than q94, noisy ones larger (bench/results.md "png").
+REFERENCE_JPEG_STEP = 5
+REFERENCE_JPEG_FINE_STEP = 4
+REFERENCE_JPEG_FINE_BAND = 2
 REFERENCE_JPEG_SUBSAMPLING = "4:4:4"
+REFERENCE_MIN_PSNR_DB = 40.0  # what the steps above guarantee; tests/nodes pins it on pure noise
 # A frame with at most this many distinct colours in a sample of about
 # REFERENCE_COLOUR_SAMPLE_PIXELS pixels is a graphic (flat fills, line art, text, screenshots):
 # sent lossless. Photos show thousands (every sampled pixel differs in a noisy one); the shipped

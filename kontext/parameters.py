@@ -146,10 +146,11 @@ PARAMETERS: tuple[Parameter, ...] = (
               "inputs and seed, even after a restart, instead of paying again.", sent_to_fal=False,
               cli_flag=None),
     Parameter("reference_encoding", CHOICE, m.REFERENCE_ENCODING_DEFAULT, "auto: photos go as "
-              "high-quality JPEG (quality %d, no chroma subsampling; a fifth to a third of a PNG's "
-              "bytes, so a first run uploads ~3x faster), graphics, text and images with alpha as "
-              "lossless PNG. lossless: every reference as PNG, bit-exact, for when the exact "
-              "pixels matter more than upload time." % m.REFERENCE_JPEG_QUALITY,
+              "high-quality JPEG (full colour resolution, PSNR >= %g dB however noisy the photo; "
+              "an eighth to two fifths of a PNG's bytes, so a first run uploads 2-7x faster), "
+              "graphics, text and images with alpha as lossless PNG. lossless: every reference as "
+              "PNG, bit-exact, for when the exact pixels matter more than upload time."
+              % m.REFERENCE_MIN_PSNR_DB,
               choices=m.REFERENCE_ENCODINGS, sent_to_fal=False),
 )
 MODEL = "model"  # picks the endpoint (and the price); every other entry is a field or an option

@@ -254,10 +254,17 @@ def status_stream(state: State, request: RecordedRequest,
                 last_sent = now
             if payload["status"] == COMPLETED:
                 return  # fal closes the stream after the COMPLETED event
-            state.stopping.wait(min(STREAM_POLL_SECONDS, keepalive))
+            state.stopping.wait(_until_next_event(job, now, min(STREAM_POLL_SECONDS, keepalive)))
 
     return StreamReply(events(), headers={REQUEST_ID_HEADER: job.request_id,
                                           "cache-control": "no-cache"})
+
+
+def _until_next_event(job: Job, now: float, poll: float) -> float:
+    """How long the stream sleeps: one poll, or less when the job's completion time is known,
+    so COMPLETED goes out when it happens (fal pushes it) and not up to a poll later."""
+    finish = job.finish_time()
+    return min(poll, max(0.0, finish - now)) if finish is not None and finish > now else poll
 
 
 def result(state: State, request: RecordedRequest, params: dict[str, str]) -> Reply:

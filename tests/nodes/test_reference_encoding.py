@@ -11,7 +11,8 @@ from PIL import Image, ImageDraw, JpegImagePlugin
 
 from fal_kontext.kontext.errors import InvalidInputError
 from fal_kontext.kontext import models as m
-from fal_kontext.kontext.reference_encoding import encode_reference, looks_like_graphic
+from fal_kontext.kontext.reference_encoding import (encode_reference, jpeg_quantisation_tables,
+                                                     looks_like_graphic)
 from fal_kontext.nodes.references import collect_references
 
 
@@ -76,6 +77,35 @@ def test_photo_goes_as_jpeg_within_40_db_at_a_fraction_of_a_png():
     assert len(data) <= 0.35 * len(pillow_default_png(Image.fromarray(uint8(tensor))))
 
 
+@pytest.mark.parametrize("noise_levels", [0.0, 5.0, 20.0])
+def test_every_photo_comes_back_within_the_fidelity_floor_however_noisy(noise_levels):
+    # The flat quantisation step bounds the error whatever the content: gradients, heavy sensor
+    # noise or grain (the quality scale's tables lose ~5 dB on noise).
+    tensor = photo_tensor(noise_levels=noise_levels)
+    data, content_type = sent(tensor)
+    assert content_type == "image/jpeg"
+    assert psnr(decoded(data)[1], uint8(tensor)) >= m.REFERENCE_MIN_PSNR_DB
+
+
+def test_pure_noise_too_big_for_pillows_optimise_buffer_still_goes_as_jpeg_within_the_floor():
+    # Optimised JPEG of 1 MP of random pixels needs more than Pillow's 2 bytes a pixel.
+    frame = np.random.default_rng(5).integers(0, 256, (1024, 1024, 3), dtype=np.uint8)
+    encoded = encode_reference(frame)
+    assert (encoded.content_type, encoded.kind) == ("image/jpeg", "photo")
+    assert len(encoded.data) > 2 * 1024 * 1024
+    assert psnr(decoded(encoded.data)[1], frame) >= m.REFERENCE_MIN_PSNR_DB
+
+
+def test_photo_jpeg_rounds_every_coefficient_to_the_flat_step():
+    data, _ = sent(photo_tensor(side=64))
+    with Image.open(io.BytesIO(data)) as image:
+        luma, chroma = (list(table) for table in image.quantization.values())
+    fine = {m.REFERENCE_JPEG_FINE_STEP: 6, m.REFERENCE_JPEG_STEP: 58}  # 1 + 2 + 3 lowest
+    for table in (luma, chroma):
+        assert {step: table.count(step) for step in set(table)} == fine
+        assert table[0] == table[1] == table[8] == m.REFERENCE_JPEG_FINE_STEP  # DC and neighbours
+
+
 def test_photo_jpeg_keeps_full_colour_resolution():
     data, _ = sent(photo_tensor(side=64))
     with Image.open(io.BytesIO(data)) as image:
@@ -138,10 +168,12 @@ def test_forced_lossless_and_auto_are_different_uploads():
     assert auto.key != lossless.key
 
 
-def test_the_upload_key_names_the_rule_so_a_changed_quality_is_a_new_upload(monkeypatch):
+@pytest.mark.parametrize("constant", ["REFERENCE_JPEG_STEP", "REFERENCE_JPEG_FINE_STEP",
+                                      "REFERENCE_JPEG_FINE_BAND"])
+def test_the_upload_key_names_the_rule_so_a_changed_step_is_a_new_upload(monkeypatch, constant):
     tensor = photo_tensor(side=64)
     (before,) = collect_references({"images": tensor}, ("images",), 1.0)
-    monkeypatch.setattr(m, "REFERENCE_JPEG_QUALITY", m.REFERENCE_JPEG_QUALITY - 5)
+    monkeypatch.setattr(m, constant, getattr(m, constant) + 1)
     (after,) = collect_references({"images": tensor}, ("images",), 1.0)
     assert before.key != after.key
 
@@ -175,7 +207,7 @@ def test_encoding_through_a_file_gives_the_same_bytes_as_pillow_into_memory(kind
     encoded = encode_reference(frame)
     buffer = io.BytesIO()
     if kind == "photo":
-        Image.fromarray(frame).save(buffer, "JPEG", quality=m.REFERENCE_JPEG_QUALITY,
+        Image.fromarray(frame).save(buffer, "JPEG", qtables=jpeg_quantisation_tables(),
                                     subsampling=m.REFERENCE_JPEG_SUBSAMPLING, optimize=True)
     else:
         Image.fromarray(frame).save(buffer, "PNG")

@@ -211,6 +211,26 @@ def test_api_inputs_of_our_nodes_match_input_types(path):
         assert not any("control_after_generate" in name for name in node["inputs"])
 
 
+# Settings a template has a reason to change; everything else the pack decides (reference
+# size, encoding, timeouts, caching) stays at the node's default, so a changed default reaches
+# the templates people start from.
+TEMPLATE_CHOICES = {"prompt", "model", "seed", "guidance_scale", "num_images", "aspect_ratio",
+                    "output_format", "safety_tolerance"}
+
+
+@pytest.mark.parametrize("path", [paired(p) for p in API_FILES])
+def test_api_workflows_keep_the_pack_settings_at_their_defaults(path):
+    for node_id, node in load(path).items():
+        if node["class_type"] not in NODE_CLASS_MAPPINGS:
+            continue
+        for name, value in node["inputs"].items():
+            kind, options = all_inputs(NODE_CLASS_MAPPINGS[node["class_type"]])[name]
+            if name in TEMPLATE_CHOICES or is_socket(kind) or "default" not in options:
+                continue
+            assert value == options["default"], f"node {node_id}: {name} = {value!r}, " \
+                                                f"the node's default is {options['default']!r}"
+
+
 @pytest.mark.parametrize("path", [paired(p) for p in API_FILES])
 def test_api_core_nodes_have_their_inputs(path):
     workflow = load(path)
