@@ -147,7 +147,8 @@ async def _wait_for_flight(client: FalClient, request: EditRequest,
     try:
         if leading:
             await _lead(client, request, references, options, progress, spending, flight)
-        return await _await_concurrent(flight.future)
+        result = await _await_concurrent(flight.future)
+        return result if leading else _shared(result, request)
     except asyncio.CancelledError:
         state.ending = await _stop_waiting(flight)
         raise
@@ -213,6 +214,13 @@ def _progress_listener(progress: ProgressReporter) -> Callable[[str, Any], None]
         except RuntimeError:  # the caller's loop is gone; nobody is watching
             pass
     return listener
+
+
+def _shared(result: EditResult, request: EditRequest) -> EditResult:
+    """A result this run followed but did not submit (another node's job for the same inputs,
+    or one an earlier run left at fal): it was billed once, to that job, not again for this run."""
+    info = {**result.info, "shared_job": True, "cost_saved_usd": request.estimated_cost_usd}
+    return EditResult(images=result.images, seed=result.seed, info=info)
 
 
 async def _await_concurrent(future: "concurrent.futures.Future[Any]") -> Any:

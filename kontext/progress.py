@@ -88,6 +88,11 @@ class ProgressReporter:
             self._cost_text = ""
             self._emit("done", 1.0, f"Done · {info.get('num_images', 0)} image(s) from the result "
                                     f"cache · nothing billed (saved ${info.get('cost_saved_usd', 0):.2f})")
+        elif info.get("shared_job"):
+            self._cost_text = ""
+            self._emit("done", 1.0, f"Done · {info.get('num_images', 0)} image(s) from fal request "
+                                    f"{str(info.get('request_id'))[:8]}, already paid for · nothing "
+                                    f"billed again (saved ${info.get('cost_saved_usd', 0):.2f})")
         else:
             self._cost_text = ""
             cost = info.get("estimated_cost_usd", 0.0)

@@ -168,6 +168,13 @@ async def test_two_identical_nodes_in_one_prompt_share_one_job(fal):
     assert len(fal.submits()) == 1
     assert json.loads(first[2])["request_id"] == json.loads(second[2])["request_id"] == job
     assert first[0].equal(second[0])
+    # One node paid; the other says it followed that job and was not billed again.
+    shared = sorted(bool(json.loads(node[2]).get("shared_job")) for node in (first, second))
+    assert shared == [False, True]
+    finals = [text for _, text in fal.comfy.texts if text.startswith("Done")]
+    assert any("billed by fal" in text for text in finals)
+    assert any(f"from fal request {job[:8]}, already paid for · nothing billed again" in text
+               for text in finals)
     await rerun_is_free(fal, job)
     record("Two identical nodes in one prompt", fal, None, "0 submits, first job's image")
 
@@ -271,6 +278,7 @@ async def test_queue_again_right_after_cancel(fal, fal_ignores_the_cancel):
     first = next(iter(fal.jobs))
     if fal_ignores_the_cancel:
         assert json.loads(info)["request_id"] == first and len(fal.submits()) == 1
+        assert json.loads(info)["shared_job"] and "nothing billed again" in last_status_text(fal)
     else:
         assert json.loads(info)["request_id"] != first and len(fal.submits()) == 2
         assert billed(fal) == [json.loads(info)["request_id"]]
