@@ -100,6 +100,7 @@ def reliability_block() -> str:
     titles = {"paid-jobs": "What was paid for survives (job ledger)",
               "fault-matrix": "Fault matrix", "spend-safety": "Spend safety",
               "key-hygiene": "Key hygiene", "load-soak": "Load and soak",
+              "rss-soak": "Memory outside the Python heap",
               "result-cache": "Never paying twice: result cache and upload cache"}
     parts = [RELIABILITY_INTRO]
     parts += [f"### {title}\n\n{reliability_section(report, name)}" for name, title in titles.items()]

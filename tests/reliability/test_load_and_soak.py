@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import os
 import statistics
+import subprocess
+import sys
 import threading
 import time
 import tracemalloc
@@ -23,6 +26,10 @@ SEQUENTIAL_RUNS, CONCURRENT_RUNS = 50, 8
 # The heap bound allows one 1 MP result (3 MB of decoded pixels) still passing between the job
 # tracker's thread and the node when measured; a real leak grows with the 58 runs (3 MB each).
 MAX_NEW_SOCKETS, MAX_NEW_THREADS, MAX_TRACED_GROWTH_MB = 8, 6, 8.0
+# Outside the Python heap (tensors, Pillow buffers), measured in a child with one malloc arena:
+# +0.5 MB over 40 runs; one leaked 1 MP result per run would be +480 MB.
+RSS_SOAK_RUNS, MAX_RSS_GROWTH_MB = 40, 10.0
+CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "rss_soak_child.py")
 
 
 def open_sockets() -> int:
@@ -94,8 +101,9 @@ async def test_sequential_and_concurrent_runs_under_jitter_and_transient_faults(
         "Stand-in on loopback with 0–20 ms jitter per request, 0.05 s processing, and a 5% rate "
         "of random 503/429 answers on retry-safe routes (status, result, download, token, upload, "
         "cancel). Node runs with distinct seeds, result cache off; clients use the production retry logic with "
-        "shortened waits (4 attempts, 10–50 ms backoff). RSS growth includes tracemalloc's own "
-        "bookkeeping.\n\n" + table(
+        "shortened waits (4 attempts, 10–50 ms backoff). RSS growth here includes tracemalloc's "
+        "own bookkeeping and glibc's per-thread malloc arenas, which keep freed memory; memory "
+        "outside the Python heap is measured in a child with one arena (next section).\n\n" + table(
             ["measure", "value"], [
                 ["runs (sequential + concurrent)", f"{SEQUENTIAL_RUNS} + {CONCURRENT_RUNS}"],
                 ["failed runs", 0],
@@ -109,3 +117,23 @@ async def test_sequential_and_concurrent_runs_under_jitter_and_transient_faults(
                 ["Python heap growth (tracemalloc)", f"{traced_growth:+.2f} MB (bound {MAX_TRACED_GROWTH_MB:g} MB)"],
                 ["RSS growth", f"{rss_growth:+.1f} MB"],
             ]))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; glibc's arenas")
+def test_memory_outside_the_python_heap_does_not_grow_with_runs(tmp_path, results_book):
+    env = {**os.environ, "MALLOC_ARENA_MAX": "1", "HOME": str(tmp_path),
+           "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    done = subprocess.run([sys.executable, CHILD, "--runs", str(RSS_SOAK_RUNS)], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures["submits"] == figures["runs"] + 10  # 10 warm-up runs, then one submit each
+    assert figures["growth_mb"] < MAX_RSS_GROWTH_MB, figures
+    results_book.set_section("rss-soak", "## Memory outside the Python heap\n\n"
+        f"{RSS_SOAK_RUNS} node runs (after 10 warm-up runs) in a child process with "
+        "`MALLOC_ARENA_MAX=1`, so RSS is not inflated by glibc's per-thread arenas: tensors, "
+        "Pillow buffers and sockets that tracemalloc cannot see.\n\n" + table(
+            ["measure", "value"], [
+                ["RSS after warm-up", f"{figures['rss_before_mb']:.0f} MB"],
+                [f"RSS growth over {RSS_SOAK_RUNS} runs",
+                 f"{figures['growth_mb']:+.1f} MB (bound {MAX_RSS_GROWTH_MB:g} MB)"]]))
