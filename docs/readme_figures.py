@@ -26,7 +26,7 @@ interleaved, medians of several rounds, ratios taken within the same round. Full
 every table: [bench/results.md](bench/results.md)."""
 
 BENCH_P5 = """**P5 is met with fresh references** (see its row). Eight nodes with eight different pairs
-of fresh 1 MP photos now JPEG-encode 16 images in about a fifth of the CPU time PNG took, and the
+of fresh 1 MP photos now JPEG-encode 16 images in about a third of the CPU time PNG took, and the
 encodes run on both cores: the pack encodes through a file descriptor, which lets Pillow release
 the GIL for the whole encode (into a BytesIO it holds it for JPEG, so worker threads took turns;
 last table of bench/results.md "png"). What remains above one node is mostly the requests
