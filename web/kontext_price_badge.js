@@ -7,6 +7,7 @@ import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 
 const PRICES_ROUTE = "/fal_kontext/prices";
+const KONTEXT_NODE_PREFIX = "FalKontext"; // node ids are a workflow's identity: they never change
 let priceTable = null; // {currency, nodes: {NodeId: {tier: {num_images: usd}}}}
 let priceTableRequest = null;
 
@@ -84,12 +85,12 @@ function attachPriceBadge(node) {
 
 app.registerExtension({
   name: "fal-kontext.PriceBadge",
-  async setup() {
-    await loadPriceTable();
-    app.graph?.setDirtyCanvas?.(true, true);
+  // Awaited before any graph loads, so the table is there when a node is created: the Nodes 2.0
+  // (Vue) view reads a node's badges once, when it mounts, and would miss one added later.
+  async beforeRegisterNodeDef(nodeType, nodeData) {
+    if (nodeData?.name?.startsWith(KONTEXT_NODE_PREFIX)) await loadPriceTable();
   },
-  async nodeCreated(node) {
-    await loadPriceTable();
-    if (priceTable?.nodes?.[node.comfyClass ?? node.type]) attachPriceBadge(node);
+  nodeCreated(node) {
+    if ((node.comfyClass ?? node.type)?.startsWith(KONTEXT_NODE_PREFIX)) attachPriceBadge(node);
   },
 });

@@ -188,6 +188,40 @@ async function run(page, name, label, { midRunShot = null, seedOffset = 0, promp
   return result;
 }
 
+const VUE_NODES_SETTING = "Comfy.VueNodes.Enabled";
+
+async function vueNodesBadge(page) {
+  const setVueNodes = (on) => page.evaluate(({ key, on }) =>
+    window.app.extensionManager.setting.set(key, on), { key: VUE_NODES_SETTING, on });
+  await setVueNodes(true);
+  try {
+    await page.reload({ waitUntil: "domcontentloaded" });
+    await page.waitForFunction(() => window.app?.graph && window.app?.canvas, null, { timeout: 120_000 });
+    await sleep(3000);
+    await page.keyboard.press("Escape");
+    await loadWorkflow(page, WORKFLOWS[0]);
+    const nodeId = await kontextNodeId(page);
+    const nodeText = () => page.evaluate(
+      (id) => document.querySelector(`[data-node-id="${id}"]`)?.innerText ?? null, nodeId);
+    // Nodes 2.0 draws the widgets' names as HTML; without it only DOM widgets (the prompt) are.
+    if (!(await nodeText())?.includes("num_images")) return; // this frontend has no Nodes 2.0
+    const badgeShown = async () => (await nodeText()).match(/\$\d+\.\d\d\/run/)?.[0] ?? "";
+    // Whether this view draws badges at all: the frontend's own node-source badge ("fal-kontext";
+    // 1.27's experimental Nodes 2.0 draws none, for any node).
+    findings.vue_draws_badges = (await nodeText()).includes(PACK_FOLDER);
+    findings.vue_badge = {};
+    for (const [model, count] of [["pro", 1], ["max", 3]]) {
+      await setWidget(page, nodeId, "model", model);
+      await setWidget(page, nodeId, "num_images", count);
+      await sleep(600);
+      findings.vue_badge[`${model}x${count}`] = await badgeShown();
+    }
+    await shot(page, "vue_nodes_badge");
+  } finally {
+    await setVueNodes(false);
+  }
+}
+
 const browser = await chromium.launch({
   executablePath: env.CHROMIUM || "/usr/bin/chromium",
   args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -234,6 +268,9 @@ try {
   await step("cancel", () => run(page, WORKFLOWS[0], "cancelled", { seedOffset: 7001, cancelAfterMs: 1500 }));
   await step("fail", () => run(page, WORKFLOWS[0], "failed", {
     seedOffset: 7002, prompt: "Put the duckling from image 2 on the t-shirt in image 1 [policy]" }));
+  // The optional Nodes 2.0 view (Vue; frontend 1.58) draws nodes as HTML and reads badges once,
+  // when a node mounts. Last, as it reloads the page; frontends without it report null.
+  await step("vue badge", () => vueNodesBadge(page));
 } finally {
   await browser.close();
 }

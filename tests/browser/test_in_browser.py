@@ -116,6 +116,14 @@ def test_what_a_user_sees(label, front_end_root, tmp_path):
                                  "prox3": _badge("FalKontextMulti", "pro", 3),
                                  "maxx3": _badge("FalKontextMulti", "max", 3)}
 
+    # In the optional Nodes 2.0 view too, from the node's first draw, wherever that view draws
+    # badges at all (1.58 does; 1.27's experimental one draws none, not even the source badge).
+    if label == "current":
+        assert findings.get("vue_draws_badges"), "1.58's Nodes 2.0 view was not checked"
+    if findings.get("vue_draws_badges"):
+        assert findings["vue_badge"] == {"prox1": _badge("FalKontextMulti", "pro", 1),
+                                         "maxx3": _badge("FalKontextMulti", "max", 3)}
+
     runs = findings["runs"]
     for name in UI_WORKFLOWS:
         assert runs[f"done_{name}"]["end"] == "execution_success", runs[f"done_{name}"]
