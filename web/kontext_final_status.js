@@ -2,14 +2,18 @@
 // "Failed · ...") in view after the run ends.
 // The text comes from the backend (PromptServer.send_progress_text), shown by the frontend in a
 // "$$node-text-preview" widget. Frontend 1.27 keeps that widget after the run; 1.58 removes it
-// when the job ends, so the story's ending vanished. While the frontend's own widget is absent,
-// this draws the node's last text just under the node; it never draws next to that widget.
+// when the job ends (in the classic canvas and in the Nodes 2.0 view), so the story's ending
+// vanished. After a run ends, this hands the node's last text back to the frontend as a
+// progress_text event without a prompt id, which the frontend shows in its own widget again.
+// Where that does not bring the widget back, it draws the text just under the node (classic
+// canvas only); it never draws next to the frontend's widget.
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 
 const FRONTEND_TEXT_WIDGET = "$$node-text-preview";
 const KONTEXT_NODE_PREFIX = "FalKontext"; // node ids are a workflow's identity: they never change
-const lastStatus = new Map(); // node id -> last progress text of the current or last prompt
+const lastStatus = new Map(); // node id -> {text, node} of the current or last prompt
+const END_EVENTS = ["execution_success", "execution_error", "execution_interrupted"];
 
 function wrap(ctx, text, width) {
   const lines = [];
@@ -48,24 +52,42 @@ function drawFinalStatus(node, ctx, text) {
   ctx.restore();
 }
 
+const frontendShows = (node) => node.widgets?.some((widget) => widget.name === FRONTEND_TEXT_WIDGET);
+
+/** Give each Kontext node of the graph in view its last text back, where the frontend dropped it. */
+function restoreFinalLines() {
+  for (const [nodeId, { text, node }] of lastStatus) {
+    // The same node object, so a workflow loaded since (whose ids may repeat) gets nothing.
+    if (!text || app.graph?.getNodeById?.(nodeId) !== node || frontendShows(node)) continue;
+    api.dispatchCustomEvent?.("progress_text", { nodeId, text });
+  }
+  app.graph?.setDirtyCanvas?.(true, false);
+}
+
 app.registerExtension({
   name: "fal-kontext.FinalStatus",
   setup() {
     api.addEventListener("progress_text", ({ detail }) => {
       if (detail?.nodeId == null) return;
-      lastStatus.set(String(detail.nodeId), String(detail.text ?? ""));
+      const nodeId = String(detail.nodeId);
+      const node = app.graph?.getNodeById?.(nodeId);
+      if (!(node?.comfyClass ?? node?.type ?? "").startsWith(KONTEXT_NODE_PREFIX)) return;
+      lastStatus.set(nodeId, { text: String(detail.text ?? ""), node });
       app.graph?.setDirtyCanvas?.(true, false);
     });
     api.addEventListener("execution_start", () => lastStatus.clear());
+    // The frontend clears its widgets while handling these events (and again when the queue
+    // reports the job gone), so the lines come back after them.
+    for (const name of END_EVENTS) api.addEventListener(name, () => setTimeout(restoreFinalLines, 0));
+    api.addEventListener("status", () => setTimeout(restoreFinalLines, 0));
   },
   beforeRegisterNodeDef(nodeType, nodeData) {
     if (!nodeData?.name?.startsWith(KONTEXT_NODE_PREFIX)) return;
     const original = nodeType.prototype.onDrawForeground;
     nodeType.prototype.onDrawForeground = function (ctx, ...rest) {
       const result = original?.call(this, ctx, ...rest);
-      const text = lastStatus.get(String(this.id));
-      const frontendShowsIt = this.widgets?.some((widget) => widget.name === FRONTEND_TEXT_WIDGET);
-      this.falKontextFinalStatus = text && !frontendShowsIt && !this.flags?.collapsed ? text : null;
+      const text = lastStatus.get(String(this.id))?.text;
+      this.falKontextFinalStatus = text && !frontendShows(this) && !this.flags?.collapsed ? text : null;
       if (this.falKontextFinalStatus) drawFinalStatus(this, ctx, this.falKontextFinalStatus);
       return result;
     };

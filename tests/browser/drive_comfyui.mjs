@@ -50,8 +50,13 @@ async function openComfyUI(browser) {
     // The minimap would cover the bottom right of the screenshots.
     await window.app.extensionManager.setting?.set?.("Comfy.Minimap.Visible", false);
   }).catch(() => {});
-  await page.evaluate(() => {
-    // Record what the server tells the page: progress texts and how each prompt ended.
+  await recordServerEvents(page);
+  return page;
+}
+
+/** Record what the server tells the page: progress texts and how each prompt ended. */
+function recordServerEvents(page) {
+  return page.evaluate(() => {
     const api = window.app.api;
     window.__fal = { texts: [], ends: [] };
     api.addEventListener("progress_text", (event) => window.__fal.texts.push(event.detail));
@@ -59,7 +64,6 @@ async function openComfyUI(browser) {
       api.addEventListener(name, (event) => window.__fal.ends.push({ name, ...event.detail }));
     }
   });
-  return page;
 }
 
 async function templatesBrowser(page) {
@@ -190,7 +194,7 @@ async function run(page, name, label, { midRunShot = null, seedOffset = 0, promp
 
 const VUE_NODES_SETTING = "Comfy.VueNodes.Enabled";
 
-async function vueNodesBadge(page) {
+async function vueNodesView(page) {
   const setVueNodes = (on) => page.evaluate(({ key, on }) =>
     window.app.extensionManager.setting.set(key, on), { key: VUE_NODES_SETTING, on });
   await setVueNodes(true);
@@ -199,6 +203,7 @@ async function vueNodesBadge(page) {
     await page.waitForFunction(() => window.app?.graph && window.app?.canvas, null, { timeout: 120_000 });
     await sleep(3000);
     await page.keyboard.press("Escape");
+    await recordServerEvents(page);
     await loadWorkflow(page, WORKFLOWS[0]);
     const nodeId = await kontextNodeId(page);
     const nodeText = () => page.evaluate(
@@ -217,6 +222,14 @@ async function vueNodesBadge(page) {
       findings.vue_badge[`${model}x${count}`] = await badgeShown();
     }
     await shot(page, "vue_nodes_badge");
+    // A run in this view: the last status line stays on the node after the run.
+    const before = await queue(page);
+    const end = await waitForEnd(page, before);
+    await sleep(1500);
+    const texts = await textsFor(page, nodeId);
+    const last = texts[texts.length - 1] ?? null;
+    findings.vue_run = { end: end.name, last_text: last, shown: Boolean(last && (await nodeText()).includes(last)) };
+    await shot(page, "vue_nodes_done");
   } finally {
     await setVueNodes(false);
   }
@@ -269,8 +282,8 @@ try {
   await step("fail", () => run(page, WORKFLOWS[0], "failed", {
     seedOffset: 7002, prompt: "Put the duckling from image 2 on the t-shirt in image 1 [policy]" }));
   // The optional Nodes 2.0 view (Vue; frontend 1.58) draws nodes as HTML and reads badges once,
-  // when a node mounts. Last, as it reloads the page; frontends without it report null.
-  await step("vue badge", () => vueNodesBadge(page));
+  // when a node mounts. Last, as it reloads the page; frontends without it report nothing.
+  await step("vue view", () => vueNodesView(page));
 } finally {
   await browser.close();
 }

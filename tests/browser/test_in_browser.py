@@ -123,6 +123,10 @@ def test_what_a_user_sees(label, front_end_root, tmp_path):
     if findings.get("vue_draws_badges"):
         assert findings["vue_badge"] == {"prox1": _badge("FalKontextMulti", "pro", 1),
                                          "maxx3": _badge("FalKontextMulti", "max", 3)}
+    if label == "current":  # and a run's last status line stays on the node there too
+        vue_run = findings["vue_run"]
+        assert vue_run["end"] == "execution_success" and vue_run["last_text"].startswith("Done")
+        assert vue_run["shown"], vue_run
 
     runs = findings["runs"]
     for name in UI_WORKFLOWS:
