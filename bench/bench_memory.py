@@ -20,6 +20,7 @@ import json
 import subprocess
 import sys
 import tracemalloc
+from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
 from . import harness as h
@@ -114,13 +115,24 @@ def _measure_in_subprocess(standin: h.StandIn, kind: str, side: int) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def run(standin: h.StandIn, mode: h.Mode) -> h.BenchResult:
-    standin.set_delay(mode.processing_delay)
-    kinds = ("pack", "baseline", "pack-decode", "baseline-decode")
+def _samples(standin: h.StandIn, mode: h.Mode, kinds: tuple[str, ...]) -> dict[str, list[dict]]:
+    """One measurement per kind and round, each in a fresh child, rounds interleaved. The smoke
+    mode only proves every child works, so it runs them side by side (figures meaningless)."""
+    if mode.name == "smoke":
+        with ThreadPoolExecutor(len(kinds)) as pool:
+            measured = pool.map(lambda kind: _measure_in_subprocess(standin, kind, mode.side), kinds)
+            return {kind: [sample] for kind, sample in zip(kinds, measured)}
     samples: dict[str, list[dict]] = {kind: [] for kind in kinds}
     for round_index in range(mode.memory_runs):
         for kind in (kinds if round_index % 2 == 0 else kinds[::-1]):
             samples[kind].append(_measure_in_subprocess(standin, kind, mode.side))
+    return samples
+
+
+def run(standin: h.StandIn, mode: h.Mode) -> h.BenchResult:
+    standin.set_delay(mode.processing_delay)
+    kinds = ("pack", "baseline", "pack-decode", "baseline-decode")
+    samples = _samples(standin, mode, kinds)
     med = {kind: {key: h.median([s[key] for s in rows]) for key in
                   ("idle_bytes", "peak_above_idle", "traced_peak", "output_bytes")}
            for kind, rows in samples.items()}

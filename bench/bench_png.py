@@ -70,7 +70,6 @@ def _uint8(tensor: torch.Tensor) -> np.ndarray:
 
 
 def run(standin: h.StandIn | None, mode: h.Mode) -> h.BenchResult:
-    from fal_kontext.kontext import models as m
     from fal_kontext.kontext.reference_encoding import encode_jpeg, photo_settings
     from fal_kontext.nodes.image_tensors import reference_frames
     from fal_kontext.nodes.references import collect_references
