@@ -48,6 +48,7 @@ def load_reference(path: Path, label: str, encoding: str = m.REFERENCE_ENCODING_
         return encoded.data, encoded.content_type
 
     return Reference(label=label, key=f"{digest}:{max_megapixels:g}mp:{encoding_tag(encoding)}",
+                     identity=f"{digest}:{max_megapixels:g}mp:{encoding}",
                      encode=encode)
 
 

@@ -34,11 +34,21 @@ _ENDING_UNKNOWN = "fal was asked to cancel the job; its answer is still pending"
 @dataclass(frozen=True)
 class Reference:
     """One reference image: a label for messages, a content key, and a lazy encoder, so a
-    reference already uploaded in this process is never encoded again."""
+    reference already uploaded in this process is never encoded again.
+
+    `key` names the bytes sent (pixels, size limit and every constant of the encoding), so a
+    changed encoder never reuses a stale upload. `identity` names only what the user chose (the
+    pixels and the settings they picked) and is what the result cache and job ledger match on,
+    so tuning the encoder in an upgrade never makes an identical run pay again. Empty: `key`."""
 
     label: str
     key: str
     encode: Callable[[], tuple[bytes, str]]  # -> (bytes, content type); run in a worker thread
+    identity: str = ""
+
+    @property
+    def result_key(self) -> str:
+        return self.identity or self.key
 
 
 @dataclass(frozen=True)
@@ -73,7 +83,7 @@ async def run_edit(client: FalClient, request: EditRequest, references: Sequence
     request.validate(len(references))
     _check_options(options)
     progress = progress or ProgressReporter()
-    cache_key = result_cache_key(request, [ref.key for ref in references])
+    cache_key = result_cache_key(request, [ref.result_key for ref in references])
     cached = result_cache.get(cache_key) if result_cache is not None else None
     if cached is not None:
         return await _from_cache(cached, request, progress, decode)

@@ -50,11 +50,13 @@ def count_frames(inputs: Mapping[str, Any], input_names: Sequence[str]) -> int:
 def _reference(label: str, frame: np.ndarray, max_megapixels: float, encoding: str,
                tag: str) -> Reference:
     # The key names the pixels and how they are sent (size limit, mode and every constant of the
-    # rule), so a re-run skips encoding and upload, and a changed rule never reuses a stale one.
-    key = f"{frame_key(frame)}:{max_megapixels:g}mp:{tag}"
+    # rule), so a re-run skips encoding and upload, and a changed rule never reuses a stale one;
+    # the identity only the pixels and what the user set (see Reference).
+    pixels = f"{frame_key(frame)}:{max_megapixels:g}mp"
 
     def encode() -> tuple[bytes, str]:
         encoded = encode_reference(downscale_frame(frame, max_megapixels), encoding)
         return encoded.data, encoded.content_type
 
-    return Reference(label=label, key=key, encode=encode)
+    return Reference(label=label, key=f"{pixels}:{tag}", encode=encode,
+                     identity=f"{pixels}:{encoding}")

@@ -195,6 +195,20 @@ async def test_an_identical_run_is_served_from_the_result_cache_without_fal(fal_
     assert json.loads(info)["cached"] is True and json.loads(info)["cost_saved_usd"] == 0.04
 
 
+async def test_an_upgrade_that_retunes_the_encoder_still_serves_the_paid_result(fal_env, monkeypatch):
+    from fal_kontext.kontext import models
+    first, _, _ = await call_node(FalKontextMulti, prompt="same", images=solid(RED), seed=3)
+    for constant in ("REFERENCE_JPEG_STEP", "REFERENCE_GRAPHIC_MAX_COLOURS"):
+        monkeypatch.setattr(models, constant, getattr(models, constant) + 1)
+    second, _, info = await call_node(FalKontextMulti, prompt="same", images=solid(RED), seed=3)
+    assert torch.equal(first, second) and len(fal_env.submits()) == 1
+    assert json.loads(info)["cached"] is True
+    # What the user chose still counts: exact pixels asked for is a new run.
+    await call_node(FalKontextMulti, prompt="same", images=solid(RED), seed=3,
+                    reference_encoding="lossless")
+    assert len(fal_env.submits()) == 2
+
+
 async def test_two_nodes_awaited_together_overlap(monkeypatch):
     with StandInServer(processing_delay=1.0) as server:
         monkeypatch.setenv("FAL_KEY", TEST_KEY)

@@ -165,7 +165,7 @@ def test_forced_lossless_and_auto_are_different_uploads():
     tensor = photo_tensor(side=64)
     (auto,) = collect_references({"images": tensor}, ("images",), 1.0, "auto")
     (lossless,) = collect_references({"images": tensor}, ("images",), 1.0, "lossless")
-    assert auto.key != lossless.key
+    assert auto.key != lossless.key and auto.result_key != lossless.result_key
 
 
 @pytest.mark.parametrize("constant", ["REFERENCE_JPEG_STEP", "REFERENCE_JPEG_FINE_STEP",
@@ -176,6 +176,7 @@ def test_the_upload_key_names_the_rule_so_a_changed_step_is_a_new_upload(monkeyp
     monkeypatch.setattr(m, constant, getattr(m, constant) + 1)
     (after,) = collect_references({"images": tensor}, ("images",), 1.0)
     assert before.key != after.key
+    assert before.result_key == after.result_key  # a paid result is still found
 
 
 def test_unknown_encoding_is_refused_naming_the_input():
