@@ -14,7 +14,6 @@ import asyncio
 from . import harness as h
 
 U1_GOAL = 0.35
-RATES_MBIT = (20, 100)
 # (label, uplink in Mbit/s, noise of the photos); U1 is the first case.
 CASES = (("typical photos", 20, h.TYPICAL_PHOTO_NOISE), ("typical photos", 100, h.TYPICAL_PHOTO_NOISE),
          ("heavy-noise photos", 20, h.PHOTO_NOISE))
@@ -53,6 +52,11 @@ async def _measure(standin: h.StandIn, mode: h.Mode,
     return measured
 
 
+def _name(case: tuple) -> str:
+    label, rate, _ = case
+    return f"{label} {rate}mbit"
+
+
 def run(standin: h.StandIn, mode: h.Mode) -> h.BenchResult:
     standin.set_delay(mode.processing_delay)
     h.reset_pack_caches()
@@ -60,21 +64,20 @@ def run(standin: h.StandIn, mode: h.Mode) -> h.BenchResult:
     measured = asyncio.run(_measure(standin, mode, rounds))
     result = h.BenchResult("uplink")
     rows, numbers = [], {}
-    ratios = {}
     for case, runs in measured.items():
         label, rate, _ = case
         ratio = h.paired_ratio([r["overhead"] for r in runs["pack"]],
                                [r["overhead"] for r in runs["baseline"]])
         med = {who: {key: h.median([r[key] for r in rows_]) for key in rows_[0]}
                for who, rows_ in runs.items()}
-        numbers[f"{label} {rate}mbit"] = {"ratio": ratio, "medians": med}
-        ratios[case] = (ratio, med)
+        numbers[_name(case)] = {"ratio": ratio, "medians": med}
         for who in ("pack", "baseline"):
             rows.append([label if who == "pack" else "", f"{rate} Mbit/s", who,
                          h.ms(med[who]["overhead"]), f"{med[who]['upload_bytes'] / 2:,.0f}",
                          f"{med[who]['request_bytes']:,.0f}",
                          f"{ratio:.2f}x" if who == "pack" else ""])
-    (ratio, med), (heavy_ratio, _) = ratios[CASES[0]], ratios[CASES[-1]]
+    u1, heavy = numbers[_name(CASES[0])], numbers[_name(CASES[-1])]
+    ratio, med, heavy_ratio = u1["ratio"], u1["medians"], heavy["ratio"]
     result.targets.append(h.Target(
         "U1", f"first-run overhead, 2 fresh {mode.side}x{mode.side} photos, uplink "
               f"{CASES[0][1]} Mbit/s, pack / baseline (and with heavy-noise photos)",

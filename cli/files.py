@@ -12,7 +12,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from ..kontext.errors import InvalidInputError
 from ..kontext import models as m
 from ..kontext.pipeline import EditResult, Reference
-from ..kontext.reference_encoding import downscale_frame, encode_reference, encoding_tag
+from ..kontext.reference_encoding import downscale_frame, encode_reference, reference_keys
 
 _MIME_BY_FORMAT = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 _EXTENSION_BY_MIME = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp"}
@@ -47,9 +47,8 @@ def load_reference(path: Path, label: str, encoding: str = m.REFERENCE_ENCODING_
         encoded = encode_reference(frame, encoding)
         return encoded.data, encoded.content_type
 
-    return Reference(label=label, key=f"{digest}:{max_megapixels:g}mp:{encoding_tag(encoding)}",
-                     identity=f"{digest}:{max_megapixels:g}mp:{encoding}",
-                     encode=encode)
+    key, identity = reference_keys(digest, max_megapixels, encoding)
+    return Reference(label=label, key=key, encode=encode, identity=identity)
 
 
 def _decoded_frame(data: bytes) -> np.ndarray:

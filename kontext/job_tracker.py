@@ -132,12 +132,12 @@ class Flight:
         except asyncio.CancelledError:
             # Only the tracker cancels (abandoned too long, or shutting down): the ledger keeps
             # the job so a later run or process can still collect it.
-            self._fail(FalError("The job was left to a later run to collect",
-                                request_id=self.request_id))
+            self._end(error=FalError("The job was left to a later run to collect",
+                                     request_id=self.request_id))
             raise
         except BaseException as error:
             self._settle_failure(error)
-            self._fail(error)
+            self._end(error=error)
 
     async def _submit(self, arguments: dict[str, Any]) -> None:
         self.phase = "submitting"
@@ -260,9 +260,6 @@ class Flight:
         if self.abandoned:
             logger.info("fal request %s finished after its run stopped waiting; its result is "
                         "kept in the result cache", self.request_id)
-
-    def _fail(self, error: BaseException) -> None:
-        self._end(error=error)
 
     def _end(self, *, result: EditResult | None = None, error: BaseException | None = None) -> None:
         """The one way a flight ends: out of the registry, its watch timer stopped (so it keeps

@@ -51,6 +51,14 @@ def encoding_tag(encoding: str) -> str:
             f"-g{m.REFERENCE_GRAPHIC_MAX_COLOURS}-{m.REFERENCE_GRAPHIC_PIXELS_PER_COLOUR}")
 
 
+def reference_keys(content: str, max_megapixels: float, encoding: str) -> tuple[str, str]:
+    """(key, identity) of a reference whose pixels `content` names (see pipeline.Reference):
+    the key adds every constant of the rule (uploads), the identity only the user's mode
+    (result cache and job ledger)."""
+    pixels = f"{content}:{max_megapixels:g}mp"
+    return f"{pixels}:{encoding_tag(encoding)}", f"{pixels}:{encoding}"
+
+
 def encode_reference(frame: np.ndarray, encoding: str = m.REFERENCE_ENCODING_DEFAULT) -> EncodedReference:
     """Encode a uint8 HxWxC frame (C = 1..4) by the rule in this module's docstring."""
     kind = reference_kind(frame, encoding)

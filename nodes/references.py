@@ -9,7 +9,7 @@ import numpy as np
 from ..kontext.errors import InvalidInputError
 from ..kontext import models as m
 from ..kontext.pipeline import Reference
-from ..kontext.reference_encoding import encoding_tag
+from ..kontext.reference_encoding import reference_keys
 from .image_tensors import downscale_frame, encode_reference, frame_key, reference_frames
 
 
@@ -21,7 +21,6 @@ def collect_references(inputs: Mapping[str, Any], input_names: Sequence[str],
     if encoding not in m.REFERENCE_ENCODINGS:
         raise InvalidInputError("reference_encoding", f"must be one of "
                                                       f"{', '.join(m.REFERENCE_ENCODINGS)}; got {encoding!r}")
-    tag = encoding_tag(encoding)
     references: list[Reference] = []
     for name in input_names:
         image = inputs.get(name)
@@ -30,7 +29,7 @@ def collect_references(inputs: Mapping[str, Any], input_names: Sequence[str],
         frames = reference_frames(name, image)
         for index, frame in enumerate(frames):
             label = f"{name}[{index}]" if len(frames) > 1 else name
-            references.append(_reference(label, frame, max_megapixels, encoding, tag))
+            references.append(_reference(label, frame, max_megapixels, encoding))
     return references
 
 
@@ -47,16 +46,13 @@ def count_frames(inputs: Mapping[str, Any], input_names: Sequence[str]) -> int:
     return total
 
 
-def _reference(label: str, frame: np.ndarray, max_megapixels: float, encoding: str,
-               tag: str) -> Reference:
-    # The key names the pixels and how they are sent (size limit, mode and every constant of the
-    # rule), so a re-run skips encoding and upload, and a changed rule never reuses a stale one;
-    # the identity only the pixels and what the user set (see Reference).
-    pixels = f"{frame_key(frame)}:{max_megapixels:g}mp"
+def _reference(label: str, frame: np.ndarray, max_megapixels: float, encoding: str) -> Reference:
+    # The key lets a re-run skip encoding and upload, and never reuses an upload made by another
+    # rule; the identity finds a paid result again whatever the rule (see Reference).
+    key, identity = reference_keys(frame_key(frame), max_megapixels, encoding)
 
     def encode() -> tuple[bytes, str]:
         encoded = encode_reference(downscale_frame(frame, max_megapixels), encoding)
         return encoded.data, encoded.content_type
 
-    return Reference(label=label, key=f"{pixels}:{tag}", encode=encode,
-                     identity=f"{pixels}:{encoding}")
+    return Reference(label=label, key=key, encode=encode, identity=identity)
