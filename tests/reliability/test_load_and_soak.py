@@ -33,7 +33,7 @@ SEQUENTIAL_RUNS, CONCURRENT_RUNS = 50, 8
 MAX_NEW_SOCKETS, MAX_NEW_THREADS, MAX_TRACED_GROWTH_MB = 0, 6, 8.0
 IDLE_CLOSE_SECONDS = 0.2
 # Outside the Python heap (tensors, Pillow buffers), measured in a child with one malloc arena:
-# +0.5 MB over 40 runs; one leaked 1 MP result per run would be +480 MB.
+# +1.3 MB over 40 runs (after malloc_trim); one leaked 1 MP result per run measured +484 MB.
 RSS_SOAK_RUNS, MAX_RSS_GROWTH_MB = 40, 10.0
 CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "rss_soak_child.py")
 
@@ -157,8 +157,9 @@ def test_memory_outside_the_python_heap_does_not_grow_with_runs(tmp_path, result
     assert figures["growth_mb"] < MAX_RSS_GROWTH_MB, figures
     results_book.set_section("rss-soak", "## Memory outside the Python heap\n\n"
         f"{RSS_SOAK_RUNS} node runs (after 10 warm-up runs) in a child process with "
-        "`MALLOC_ARENA_MAX=1`, so RSS is not inflated by glibc's per-thread arenas: tensors, "
-        "Pillow buffers and sockets that tracemalloc cannot see.\n\n" + table(
+        "`MALLOC_ARENA_MAX=1`, so RSS is not inflated by glibc's per-thread arenas, sampled after "
+        "`malloc_trim(0)`, so freed pages glibc kept do not count: tensors, Pillow buffers and "
+        "sockets that tracemalloc cannot see. One leaked 1 MP result per run measured +484 MB.\n\n" + table(
             ["measure", "value"], [
                 ["RSS after warm-up", f"{figures['rss_before_mb']:.0f} MB"],
                 [f"RSS growth over {RSS_SOAK_RUNS} runs",
