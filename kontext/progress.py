@@ -84,20 +84,18 @@ class ProgressReporter:
         self._emit("failed", 1.0, f"Failed · {message}")
 
     def finished(self, info: dict[str, Any]) -> None:
+        images = f"Done · {info.get('num_images', 0)} image(s)"
+        saved = f"(saved ${info.get('cost_saved_usd', 0):.2f})"
         if info.get("cached"):
-            self._cost_text = ""
-            self._emit("done", 1.0, f"Done · {info.get('num_images', 0)} image(s) from the result "
-                                    f"cache · nothing billed (saved ${info.get('cost_saved_usd', 0):.2f})")
+            text = f"{images} from the result cache · nothing billed {saved}"
         elif info.get("shared_job"):
-            self._cost_text = ""
-            self._emit("done", 1.0, f"Done · {info.get('num_images', 0)} image(s) from fal request "
-                                    f"{str(info.get('request_id'))[:8]}, already paid for · nothing "
-                                    f"billed again (saved ${info.get('cost_saved_usd', 0):.2f})")
+            text = (f"{images} from fal request {str(info.get('request_id'))[:8]}, already paid "
+                    f"for · nothing billed again {saved}")
         else:
-            self._cost_text = ""
-            cost = info.get("estimated_cost_usd", 0.0)
-            self._emit("done", 1.0, f"Done · {info.get('num_images', 0)} image(s) · est. ${cost:.2f} "
-                                    "billed by fal · not from cache")
+            text = (f"{images} · est. ${info.get('estimated_cost_usd', 0.0):.2f} billed by fal · "
+                    "not from cache")
+        self._cost_text = ""
+        self._emit("done", 1.0, text)
 
 
 def _place_in_line(position: int | None) -> str:

@@ -264,7 +264,7 @@ def _until_next_event(job: Job, now: float, poll: float) -> float:
     """How long the stream sleeps: one poll, or less when the job's completion time is known,
     so COMPLETED goes out when it happens (fal pushes it) and not up to a poll later."""
     finish = job.finish_time()
-    return min(poll, max(0.0, finish - now)) if finish is not None and finish > now else poll
+    return min(poll, finish - now) if finish is not None and finish > now else poll
 
 
 def result(state: State, request: RecordedRequest, params: dict[str, str]) -> Reply:

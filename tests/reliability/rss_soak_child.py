@@ -50,11 +50,9 @@ async def measure(warm_up: int, runs: int) -> dict[str, float]:
 
         for _ in range(warm_up):
             await one_run()
-        gc.collect()
         before = rss_mb()
         for _ in range(runs):
             await one_run()
-        gc.collect()
         return {"runs": runs, "rss_before_mb": before, "growth_mb": rss_mb() - before,
                 "submits": len(server.submits())}
 
