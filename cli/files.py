@@ -27,7 +27,7 @@ def load_reference(path: Path, label: str, encoding: str = m.REFERENCE_ENCODING_
     try:
         data = path.read_bytes()
     except OSError as error:
-        raise InvalidInputError(label, f"cannot read {path}: {error.strerror}") from None
+        raise InvalidInputError(label, f"cannot be read ({path}: {error.strerror})") from None
     try:
         with Image.open(io.BytesIO(data)) as image:
             image_format, (width, height) = image.format, image.size
@@ -35,7 +35,7 @@ def load_reference(path: Path, label: str, encoding: str = m.REFERENCE_ENCODING_
         image_format, width, height = None, 0, 0
     content_type = _MIME_BY_FORMAT.get(image_format or "")
     if content_type is None:
-        raise InvalidInputError(label, f"{path} is not a PNG, JPEG or WebP image")
+        raise InvalidInputError(label, f"is not a PNG, JPEG or WebP image ({path})")
     digest = hashlib.sha256(data).hexdigest()
     label = f"{label} ({path.name})"
     fits = max_megapixels <= 0 or width * height <= max_megapixels * 1e6

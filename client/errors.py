@@ -202,3 +202,20 @@ class DownloadError(FalError):
 class RequestRejectedError(FalStatusError):
     """fal refused a request for a reason not covered above (an unexpected 4xx)."""
 
+
+def name_errors_by_import_name(namespace: dict[str, Any], import_name: str) -> None:
+    """Give the exception classes defined in `namespace` the module name `import_name`.
+
+    ComfyUI imports a pack by its folder path, so there this module is called
+    `<ComfyUI>/custom_nodes/fal-kontext.client.errors`, and ComfyUI's error report ("Show Report",
+    `exception_type` in /history) names a class by `__module__` + `__qualname__`: the user saw a
+    file path. With this the report says `fal_kontext.client.errors.ContentPolicyError`, the
+    name the class has wherever the pack is loaded from."""
+    for value in namespace.values():
+        if isinstance(value, type) and issubclass(value, BaseException) \
+                and value.__module__ == namespace["__name__"]:
+            value.__module__ = import_name
+
+
+name_errors_by_import_name(globals(), "fal_kontext.client.errors")
+

@@ -52,10 +52,11 @@ class EditRequest:
         values = {**self.values, **changes}
         return EditRequest(model, values.pop(_PROMPT), **values)
 
-    def validate(self, reference_count: int) -> None:
-        """Raise InvalidInputError naming the input, before anything is uploaded or paid for."""
+    def validate(self, reference_count: int, reference_input: str = "images") -> None:
+        """Raise InvalidInputError naming the input, before anything is uploaded or paid for;
+        `reference_input` is what the caller calls its (first) reference input."""
         self.checked_values()
-        _check_reference_count(self.model, reference_count)
+        _check_reference_count(self.model, reference_count, reference_input)
 
     def checked_values(self) -> dict[str, Any]:
         """Every field checked and converted to the type fal expects (once per request)."""
@@ -86,10 +87,11 @@ class EditRequest:
         return body
 
 
-def _check_reference_count(model: m.KontextModel, count: int) -> None:
+def _check_reference_count(model: m.KontextModel, count: int, input_name: str) -> None:
     if count < 1:
-        raise InvalidInputError("images", "no reference image was given; connect at least one image")
+        raise InvalidInputError(input_name, "is empty: connect at least one reference image")
     limit = m.MAX_REFERENCES if model.takes_many_references else 1
     if count > limit:
-        raise InvalidInputError("images", f"{count} reference images were given; {model.endpoint_id} "
-                                          f"takes at most {limit} (count every frame of every batch)")
+        raise InvalidInputError(input_name, f"holds {count} reference images in all; "
+                                            f"{model.endpoint_id} takes at most {limit} (each frame "
+                                            "of a batch counts)")

@@ -5,7 +5,7 @@ failure with its one-line message; the transport and protocol errors stay in `cl
 """
 from __future__ import annotations
 
-from ..client.errors import FalError
+from ..client.errors import FalError, name_errors_by_import_name
 
 
 class KontextError(FalError):
@@ -13,11 +13,13 @@ class KontextError(FalError):
 
 
 class InvalidInputError(KontextError):
-    """A local check refused an input before anything was sent (no money spent)."""
+    """A local check refused an input before anything was sent (no money spent). The message
+    starts with the input's name, as a person would say it: "prompt is empty: ..."."""
 
     def __init__(self, input_name: str, problem: str):
         self.input_name = input_name
-        super().__init__(f"Input '{input_name}': {problem}")
+        self.problem = problem  # the words after the name
+        super().__init__(f"{input_name} {problem}")
 
 
 class SpendCapError(KontextError):
@@ -30,3 +32,6 @@ class DecodeError(KontextError):
 
 class SafetyFilterError(KontextError):
     """fal's safety checker flagged result images (has_nsfw_concepts) and the policy refuses them."""
+
+
+name_errors_by_import_name(globals(), "fal_kontext.kontext.errors")  # for ComfyUI's error report

@@ -60,8 +60,8 @@ class Parameter:
         if self.kind == INT:
             if isinstance(value, bool) or not isinstance(value, int) \
                     or not self.low <= value <= self.high:
-                raise InvalidInputError(self.name, f"must be a whole number from {self.low:g} to "
-                                                   f"{self.high:g}, got {value!r}")
+                raise InvalidInputError(self.name, f"must be a whole number from {int(self.low)} to "
+                                                   f"{int(self.high)}, got {value!r}")
             return int(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)) \
                 or not math.isfinite(value) or not self.low <= value <= self.high:
@@ -86,71 +86,60 @@ class Parameter:
 
 def _check_text(parameter: Parameter, value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise InvalidInputError(parameter.name, "is empty; describe the edit, e.g. 'put the hat "
-                                                "from image 2 on the person in image 1'")
+        raise InvalidInputError(parameter.name, "is empty: write the edit instruction, e.g. 'put "
+                                                "the hat from image 2 on the person in image 1'")
     if len(value) > parameter.high:
-        raise InvalidInputError(parameter.name, f"is {len(value):,} characters; the limit is "
-                                                f"{int(parameter.high):,}")
+        raise InvalidInputError(parameter.name, f"is {len(value):,} characters long; the limit "
+                                                f"is {int(parameter.high):,}")
     return value
 
 
 PARAMETERS: tuple[Parameter, ...] = (
-    Parameter("prompt", TEXT, "", "The edit instruction. Refer to references by order, e.g. 'put "
-              "the duckling from image 2 on the t-shirt in image 1'.", high=m.PROMPT_MAX_CHARS,
+    # Tooltips are one short line each (ComfyUI shows them on hover); the README's "How the
+    # nodes behave" has the details.
+    Parameter("prompt", TEXT, "", "The edit instruction; call references by number: 'put the "
+              "duckling from image 2 on the shirt in image 1'.", high=m.PROMPT_MAX_CHARS,
               cli_flag="--prompt", widget={"multiline": True}),
     Parameter("model", CHOICE, m.MODEL_TIERS[0],
-              "pro: FLUX.1 Kontext [pro], $%.2f per image. max: Kontext [max], higher quality and "
-              "prompt adherence, $%.2f per image." % (m.MULTI_MODELS["pro"].usd_per_image,
-                                                       m.MULTI_MODELS["max"].usd_per_image),
+              "pro: $%.2f per image. max: better quality and prompt adherence, $%.2f per image."
+              % (m.MULTI_MODELS["pro"].usd_per_image, m.MULTI_MODELS["max"].usd_per_image),
               choices=m.MODEL_TIERS, sent_to_fal=False),
-    Parameter("seed", INT, 0, "Sent to fal so a run can be reproduced. Set 'control after "
-              "generate' to fixed to re-use the last result for free; any change runs (and "
-              "bills) again.", low=m.SEED_MIN, high=m.SEED_MAX, cli_default=None, optional=True,
-              widget={"control_after_generate": True}),
+    Parameter("seed", INT, 0, "Sent to fal. On 'fixed', an unchanged run is re-used for free; a new "
+              "seed runs and bills again.", low=m.SEED_MIN, high=m.SEED_MAX, cli_default=None,
+              optional=True, widget={"control_after_generate": True}),
     Parameter("guidance_scale", FLOAT, m.GUIDANCE_DEFAULT, "How closely the result follows the "
-              "prompt (CFG). Higher is more literal.", low=m.GUIDANCE_MIN, high=m.GUIDANCE_MAX,
+              "prompt (CFG); higher is more literal.", low=m.GUIDANCE_MIN, high=m.GUIDANCE_MAX,
               step=m.GUIDANCE_STEP, cli_flag="--guidance", widget={"round": 0.01}),
     Parameter("num_images", INT, m.NUM_IMAGES_DEFAULT, "Variants to generate; each one is billed.",
               low=m.NUM_IMAGES_MIN, high=m.NUM_IMAGES_MAX),
-    Parameter("aspect_ratio", CHOICE, m.ASPECT_RATIO_AUTO, "Shape of the result. auto lets the "
+    Parameter("aspect_ratio", CHOICE, m.ASPECT_RATIO_AUTO, "Shape of the result; auto lets the "
               "model decide (usually the first reference's shape).",
               choices=(m.ASPECT_RATIO_AUTO, *m.ASPECT_RATIOS), omit_when=m.ASPECT_RATIO_AUTO),
-    Parameter("output_format", CHOICE, m.OUTPUT_FORMAT_DEFAULT, "Format fal encodes results in: "
-              "jpeg is smaller, png is lossless.", choices=m.OUTPUT_FORMATS),
+    Parameter("output_format", CHOICE, m.OUTPUT_FORMAT_DEFAULT, "Result format: jpeg is smaller, "
+              "png is lossless.", choices=m.OUTPUT_FORMATS),
     Parameter("safety_tolerance", CHOICE, m.SAFETY_TOLERANCE_DEFAULT, "fal's moderation level: 1 "
               "is strictest, 6 most permissive.", choices=m.SAFETY_TOLERANCES),
-    Parameter("enhance_prompt", BOOL, False, "Let fal rewrite the prompt for better results (the "
-              "prompt it used is in the info output)."),
-    Parameter("sync_mode", BOOL, False, "Return results inline as data URIs; fal then keeps no "
-              "copy in its request history."),
-    Parameter("reference_transport", CHOICE, m.REFERENCE_TRANSPORTS[0], "upload: send references "
-              "to fal storage once per process and pass URLs (fast re-runs). data_uri: inline them "
-              "in the request, nothing stored.", choices=m.REFERENCE_TRANSPORTS,
-              sent_to_fal=False, cli_flag="--transport"),
+    Parameter("enhance_prompt", BOOL, False, "Let fal rewrite the prompt (the prompt it used is in "
+              "the info output)."),
+    Parameter("sync_mode", BOOL, False, "Results come back inline; fal keeps no copy in its "
+              "request history."),
+    Parameter("reference_transport", CHOICE, m.REFERENCE_TRANSPORTS[0], "upload: to fal storage "
+              "once, fast re-runs. data_uri: inside the request, nothing stored.",
+              choices=m.REFERENCE_TRANSPORTS, sent_to_fal=False, cli_flag="--transport"),
     Parameter("max_reference_megapixels", FLOAT, m.DEFAULT_MAX_REFERENCE_MEGAPIXELS,
-              "Downscale references larger than this before sending (0 = never). Kontext works at "
-              "about 1 MP: BFL documents a fixed ~1 MP output and its training sizes run from "
-              "1024x1024 to 1568x672 (at most 1.05 MP), so "
-              f"{m.DEFAULT_MAX_REFERENCE_MEGAPIXELS:g} loses nothing the model uses and more only "
-              "costs upload time.", low=0.0, high=m.MAX_REFERENCE_MEGAPIXELS_LIMIT, step=0.1,
-              sent_to_fal=False, widget={"round": 0.01}),
-    Parameter("timeout_seconds", FLOAT, int(m.DEFAULT_TIMEOUT_SECONDS), "Give up after this long "
-              "(upload, queue, generation and download); the job is then cancelled at fal, and "
-              "a result it still delivers is kept in the result cache.",
+              "Larger references are downscaled to this first (0 = never); Kontext works at ~1 MP.",
+              low=0.0, high=m.MAX_REFERENCE_MEGAPIXELS_LIMIT, step=0.1, sent_to_fal=False,
+              widget={"round": 0.01}),
+    Parameter("timeout_seconds", FLOAT, int(m.DEFAULT_TIMEOUT_SECONDS), "Give up after this long; "
+              "the fal job is cancelled, and a result it still delivers is kept.",
               low=m.TIMEOUT_MIN_SECONDS, high=m.TIMEOUT_MAX_SECONDS, sent_to_fal=False,
               cli_flag="--timeout", comfy_type="INT"),
-    Parameter("nsfw_policy", CHOICE, m.NSFW_POLICIES[0], "What to do with images fal's safety "
-              "checker flags (they come back blank): drop them (error if none remain), error, or "
-              "keep them.", choices=m.NSFW_POLICIES, sent_to_fal=False),
-    Parameter("use_result_cache", BOOL, True, "Re-use a stored result for exactly the same "
-              "inputs and seed, even after a restart, instead of paying again.", sent_to_fal=False,
-              cli_flag=None),
-    Parameter("reference_encoding", CHOICE, m.REFERENCE_ENCODING_DEFAULT, "auto: photos go as "
-              "high-quality JPEG (full colour resolution, PSNR >= %g dB however noisy the photo; "
-              "an eighth to two fifths of a PNG's bytes, so a first run uploads 2-7x faster), "
-              "graphics, text and images with alpha as lossless PNG. lossless: every reference as "
-              "PNG, bit-exact, for when the exact pixels matter more than upload time."
-              % m.REFERENCE_MIN_PSNR_DB,
+    Parameter("nsfw_policy", CHOICE, m.NSFW_POLICIES[0], "Images fal's safety checker blanks: "
+              "drop them, fail the run, or keep them.", choices=m.NSFW_POLICIES, sent_to_fal=False),
+    Parameter("use_result_cache", BOOL, True, "Serve an identical run (same inputs and seed) from "
+              "disk instead of paying again.", sent_to_fal=False, cli_flag=None),
+    Parameter("reference_encoding", CHOICE, m.REFERENCE_ENCODING_DEFAULT, "auto: photos as "
+              "high-quality JPEG, graphics as PNG. lossless: every reference as PNG, bit-exact.",
               choices=m.REFERENCE_ENCODINGS, sent_to_fal=False),
 )
 MODEL = "model"  # picks the endpoint (and the price); every other entry is a field or an option

@@ -29,6 +29,15 @@ def _model_management() -> Any | None:
     return model_management
 
 
+def _progress_registry() -> Any | None:
+    """ComfyUI's per-prompt progress registry (0.3.4x and newer), or None."""
+    try:
+        from comfy_execution.progress import get_progress_state
+    except ImportError:
+        return None
+    return get_progress_state()
+
+
 def interrupt_requested() -> bool:
     """Has the user pressed Cancel in ComfyUI? (Reads the flag without clearing it.)"""
     model_management = _model_management()
@@ -86,6 +95,19 @@ class NodeBridge:
                 self._server.send_progress_text(event.text, self.node_id)
             except Exception as error:  # older ComfyUI without progress text
                 logger.debug("progress text not shown: %s", error)
+
+    def stopped_running(self) -> None:
+        """Tell the frontend this node no longer runs, after it failed. ComfyUI reports a node
+        finished only when it succeeds; after a failure frontend 1.27 kept drawing the node's
+        progress bar and green outline until the next prompt, since its last progress_state
+        still said "running". ComfyUI's own progress registry sends the state that ends them."""
+        registry = _progress_registry()
+        if registry is None or self.node_id is None:
+            return
+        try:
+            registry.finish_progress(self.node_id)
+        except Exception as error:  # noqa: BLE001 - the node's own error is what matters here
+            logger.debug("progress state not ended: %s", error)
 
     def should_stop(self) -> bool:
         return self._interrupted or interrupt_requested()

@@ -31,14 +31,14 @@ def reference_frames(input_name: str, image: object) -> list[np.ndarray]:
     """Validate an IMAGE input (`[B,H,W,C]` or `[H,W,C]`, C in 1..4) and split it into uint8
     HxWxC frames in batch order. Alpha is kept; conversion is vectorised over row blocks."""
     if not isinstance(image, torch.Tensor):
-        raise InvalidInputError(input_name, f"expected an IMAGE tensor but got "
-                                            f"{type(image).__name__}; connect an IMAGE output to it")
+        raise InvalidInputError(input_name, f"is not an IMAGE (got {type(image).__name__}): "
+                                            "connect an IMAGE output to it")
     if image.ndim == 3:
         image = image.unsqueeze(0)
     elif image.ndim != 4:
-        raise InvalidInputError(input_name, f"expected an IMAGE shaped [batch, height, width, "
-                                            f"channels] but got {image.ndim} dimensions "
-                                            f"{tuple(image.shape)}; convert a MASK to an IMAGE first")
+        raise InvalidInputError(input_name, f"is not shaped [batch, height, width, channels] "
+                                            f"(got {image.ndim} dimensions, {tuple(image.shape)}): "
+                                            "convert a MASK to an IMAGE first")
     batch, height, width, channels = image.shape
     if channels not in _CHANNEL_MODES:
         hint = (" (it looks channels-first; IMAGE tensors are channels-last)"

@@ -17,9 +17,12 @@ from .comfy_bridge import NodeBridge
 from .comfy_paths import node_result_cache
 from .image_tensors import stack_results
 from .node_inputs import node_input_types, reference_socket
+from .queue_checks import check_when_queued
 from .references import collect_references, count_frames
 
-CATEGORY = "api node/image/fal Kontext"
+# The pack's own menu entry. Not under "api node": frontend 1.58 files that under PARTNER NODES,
+# beside the nodes Comfy bills for; fal bills these runs.
+CATEGORY = "fal/Kontext"
 
 
 class _KontextNode:
@@ -30,20 +33,36 @@ class _KontextNode:
     RETURN_TYPES = ("IMAGE", "INT", "STRING")
     RETURN_NAMES = ("images", "seed", "info")
     OUTPUT_TOOLTIPS = (
-        "All result images as one batch (images fal flagged as NSFW are dropped by default).",
+        "The results as one batch (images fal's safety checker flagged are dropped by default).",
         "The seed fal used.",
-        "JSON: request id, endpoint, seed, prompt as used, NSFW flags, timings, estimated cost.",
+        "JSON: fal request id, seed, prompt as used, safety flags, timings, estimated cost.",
     )
     FUNCTION = "edit"
     CATEGORY = CATEGORY
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, prompt: str | None = None) -> bool | str:
+        """Called by ComfyUI when the prompt is queued: an empty instruction is refused before
+        anything runs. It names `prompt` only, on purpose: ComfyUI repeats a refusal once per
+        input named here and skips its own range and choice checks for them, which it makes
+        for every other widget from INPUT_TYPES, i.e. from the same parameter table."""
+        return check_when_queued({"prompt": prompt})
 
     async def edit(self, unique_id: str | None = None, **inputs: Any) -> tuple[Any, int, str]:
         """Every widget arrives by its table name; references by their socket names."""
         bridge = NodeBridge(unique_id)
         progress = ProgressReporter(bridge.show, log_prefix=f"[{type(self).__name__} #{unique_id}] ")
         try:
+            return await self._edit(bridge, progress, inputs)
+        except BaseException:
+            bridge.stopped_running()  # else frontend 1.27 keeps drawing the node as running
+            raise
+
+    async def _edit(self, bridge: NodeBridge, progress: ProgressReporter,
+                    inputs: dict[str, Any]) -> tuple[Any, int, str]:
+        try:
             request = EditRequest.from_inputs(self._model(inputs), {**p.defaults(), **inputs})
-            request.validate(count_frames(inputs, self.REFERENCE_INPUTS))
+            request.validate(count_frames(inputs, self.REFERENCE_INPUTS), self.REFERENCE_INPUTS[0])
             options = p.check_options(inputs)
             references = await asyncio.to_thread(collect_references, inputs, self.REFERENCE_INPUTS,
                                                  options["max_reference_megapixels"],
@@ -78,22 +97,22 @@ class _KontextNode:
 class FalKontextMulti(_KontextNode):
     MODELS = m.MULTI_MODELS
     REFERENCE_INPUTS = ("images", "image_2", "image_3", "image_4")
-    DESCRIPTION = ("FLUX.1 Kontext multi-image editing on fal.ai: combine up to "
-                   f"{m.MAX_REFERENCES} reference images with a text instruction. Needs FAL_KEY.")
+    DESCRIPTION = ("FLUX.1 Kontext on fal.ai: edits the images on its inputs as an instruction "
+                   "says. fal bills each run (FAL_KEY).")
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
-        more = "More references (a batch counts frame by frame), appended after the ones before."
+        more = "More references, numbered after the ones before (each frame of a batch counts)."
         return node_input_types(
-            {"images": reference_socket("Reference images; every frame of the batch is one "
-                                        "reference, in batch order (image 1, image 2, ...).")},
+            {"images": reference_socket("Image 1; a batch gives images 1, 2, ... in batch order.")},
             {name: reference_socket(more) for name in cls.REFERENCE_INPUTS[1:]})
 
 
 class FalKontextEdit(_KontextNode):
     MODELS = m.SINGLE_MODELS
     REFERENCE_INPUTS = ("image",)
-    DESCRIPTION = "FLUX.1 Kontext single-image editing on fal.ai. Needs FAL_KEY."
+    DESCRIPTION = ("FLUX.1 Kontext on fal.ai: edits one image as an instruction says. fal bills "
+                   "each run (FAL_KEY).")
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:

@@ -15,6 +15,7 @@ class FakeComfy:
         self.interrupt_flag = False
         self.progress: list[tuple[int, int]] = []
         self.texts: list[tuple[str, str]] = []
+        self.finished: list[str] = []  # node ids the progress registry was told have finished
         self._lock = threading.Lock()
         self.modules = self._build_modules()
 
@@ -52,6 +53,11 @@ class FakeComfy:
             def send_progress_text(self, text, node_id):
                 fake.texts.append((node_id, text))
 
+        class ProgressRegistry:  # comfy_execution.progress: the frontend's per-node states
+            def finish_progress(self, node_id):
+                fake.finished.append(node_id)
+
+        registry = ProgressRegistry()
         PromptServer.instance = PromptServer()
         comfy = types.ModuleType("comfy")
         model_management = types.ModuleType("comfy.model_management")
@@ -63,8 +69,13 @@ class FakeComfy:
         comfy.model_management, comfy.utils = model_management, utils
         server = types.ModuleType("server")
         server.PromptServer = PromptServer
+        comfy_execution = types.ModuleType("comfy_execution")
+        progress = types.ModuleType("comfy_execution.progress")
+        progress.get_progress_state = lambda: registry
+        comfy_execution.progress = progress
         return {"comfy": comfy, "comfy.model_management": model_management,
-                "comfy.utils": utils, "server": server}
+                "comfy.utils": utils, "server": server, "comfy_execution": comfy_execution,
+                "comfy_execution.progress": progress}
 
     def install(self, monkeypatch) -> "FakeComfy":
         for name, module in self.modules.items():

@@ -12,7 +12,8 @@ from fake_comfy import FakeComfy
 from node_calls import call_node, solid, widget_defaults
 from fal_kontext import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
 from fal_kontext.client import MissingKeyError, ValidationError
-from fal_kontext.kontext.errors import SafetyFilterError
+from fal_kontext.kontext import models as m
+from fal_kontext.kontext.errors import InvalidInputError, SafetyFilterError
 from fal_kontext.nodes.kontext_nodes import FalKontextEdit, FalKontextMulti
 from fal_kontext.standin import StandInServer
 from support import allow_short_timeouts, TEST_KEY
@@ -52,6 +53,59 @@ def test_every_input_has_a_tooltip_and_defaults_within_range(node_class):
     assert spec["required"]["seed"][1]["control_after_generate"] is True
     assert not hasattr(node_class, "IS_CHANGED"), "an unchanged graph must come from ComfyUI's cache"
     assert "key" not in " ".join(spec["required"]).lower(), "the key is never a widget"
+
+
+@pytest.mark.parametrize("node_class", [FalKontextMulti, FalKontextEdit])
+def test_nodes_live_in_the_packs_own_menu_not_among_comfys_billed_api_nodes(node_class):
+    # Frontend 1.58 files categories starting with "api node" under PARTNER NODES, which Comfy
+    # bills for; fal bills these runs.
+    assert node_class.CATEGORY == "fal/Kontext"
+    assert not node_class.CATEGORY.lower().startswith("api node")
+    assert not getattr(node_class, "API_NODE", False)
+
+
+@pytest.mark.parametrize("node_class", [FalKontextMulti, FalKontextEdit])
+def test_descriptions_and_tooltips_are_one_short_line(node_class):
+    # The node's hover text and each input's: details live in the README.
+    assert "\n" not in node_class.DESCRIPTION and len(node_class.DESCRIPTION) <= 120
+    assert "fal bills" in node_class.DESCRIPTION
+    spec = node_class.INPUT_TYPES()
+    tooltips = [options["tooltip"] for section in ("required", "optional")
+                for _, options in spec[section].values()] + list(node_class.OUTPUT_TOOLTIPS)
+    for tooltip in tooltips:
+        assert "\n" not in tooltip and len(tooltip) <= 110, tooltip
+
+
+def test_the_multi_node_description_does_not_promise_more_inputs_than_it_has():
+    # "up to 8 reference images" beside four sockets read as a promise of eight sockets.
+    assert str(m.MAX_REFERENCES) not in FalKontextMulti.DESCRIPTION
+
+
+async def test_a_failed_run_tells_the_frontend_the_node_stopped_running(monkeypatch, fal_env):
+    # Frontend 1.27 draws a node as running until a progress state says otherwise; ComfyUI sends
+    # one only when a node succeeds.
+    comfy = FakeComfy().install(monkeypatch)
+    fal_env.fail_next_jobs(1, status=422, detail=[{"loc": ["body", "prompt"], "msg": "bad",
+                                                   "type": "value_error"}])
+    with pytest.raises(ValidationError):
+        await call_node(FalKontextMulti, prompt="p", images=solid(RED))
+    assert comfy.finished == ["7"]
+    await call_node(FalKontextMulti, prompt="p", images=solid(RED), seed=99)
+    assert comfy.finished == ["7"], "a successful node is finished by ComfyUI itself"
+
+
+async def test_an_input_refused_at_run_time_also_ends_the_running_state(monkeypatch, fal_env):
+    comfy = FakeComfy().install(monkeypatch)
+    with pytest.raises(InvalidInputError):
+        await call_node(FalKontextEdit, prompt="p", image=solid(RED, batch=2))
+    assert comfy.finished == ["7"]
+    assert not fal_env.requests
+
+
+async def test_a_batch_on_the_single_image_node_names_its_own_input(fal_env):
+    with pytest.raises(InvalidInputError) as caught:
+        await call_node(FalKontextEdit, prompt="p", image=solid(RED, batch=2))
+    assert str(caught.value).startswith("image holds 2 reference images in all")
 
 
 async def test_references_arrive_in_socket_then_batch_order(fal_env):
