@@ -7,13 +7,50 @@
 // progress_text event without a prompt id, which the frontend shows in its own widget again.
 // Where that does not bring the widget back, it draws the text just under the node (classic
 // canvas only); it never draws next to the frontend's widget.
+//
+// A final line belongs to one node of one run: it is kept under the prompt id and the node id,
+// with the node object it was shown on, and dropped when another workflow is loaded. Node ids
+// repeat across workflows (every template has a node 4), so a line looked up by id alone showed
+// a failed run's words under a node of a workflow opened afterwards that never ran.
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 
 const FRONTEND_TEXT_WIDGET = "$$node-text-preview";
 const KONTEXT_NODE_PREFIX = "FalKontext"; // node ids are a workflow's identity: they never change
-const lastStatus = new Map(); // node id -> {text, node} of the current or last prompt
 const END_EVENTS = ["execution_success", "execution_error", "execution_interrupted"];
+
+const finalLines = new Map(); // `${promptId}:${nodeId}` -> {promptId, nodeId, node, text}
+let currentPromptId = null; // the prompt running now or the one that ran last; null: none shown
+
+const lineKey = (promptId, nodeId) => `${promptId}:${nodeId}`;
+
+/** The line `node` shows: of the current prompt, and recorded on this very node object. */
+export function finalLineOf(node) {
+  const line = finalLines.get(lineKey(currentPromptId, node.id));
+  return line && line.node === node ? line : null;
+}
+
+/** Record a status text the backend sent for `nodeId` (progress_text carries no prompt id). */
+export function recordStatusText(nodeId, text, graph = app.graph) {
+  if (currentPromptId === null) return; // a workflow was loaded since the prompt started
+  const node = graph?.getNodeById?.(nodeId);
+  if (!(node?.comfyClass ?? node?.type ?? "").startsWith(KONTEXT_NODE_PREFIX)) return;
+  finalLines.set(lineKey(currentPromptId, node.id),
+                 { promptId: currentPromptId, nodeId: String(node.id), node, text: String(text ?? "") });
+}
+
+/** A new prompt starts: its nodes' lines replace the last prompt's. */
+export function promptStarted(promptId) {
+  currentPromptId = promptId ?? null;
+  finalLines.clear();
+}
+
+/** Another workflow is being loaded (or this one reloaded): no line carries over, and the
+ * texts of a prompt still running belong to nodes no longer on screen. */
+export function graphReplaced() {
+  currentPromptId = null;
+  finalLines.clear();
+}
 
 function wrap(ctx, text, width) {
   const lines = [];
@@ -56,10 +93,10 @@ const frontendShows = (node) => node.widgets?.some((widget) => widget.name === F
 
 /** Give each Kontext node of the graph in view its last text back, where the frontend dropped it. */
 function restoreFinalLines() {
-  for (const [nodeId, { text, node }] of lastStatus) {
-    // The same node object, so a workflow loaded since (whose ids may repeat) gets nothing.
-    if (!text || app.graph?.getNodeById?.(nodeId) !== node || frontendShows(node)) continue;
-    api.dispatchCustomEvent?.("progress_text", { nodeId, text });
+  for (const line of finalLines.values()) {
+    if (!line.text || line.promptId !== currentPromptId) continue;
+    if (app.graph?.getNodeById?.(line.nodeId) !== line.node || frontendShows(line.node)) continue;
+    api.dispatchCustomEvent?.("progress_text", { nodeId: line.nodeId, text: line.text });
   }
   app.graph?.setDirtyCanvas?.(true, false);
 }
@@ -69,24 +106,25 @@ app.registerExtension({
   setup() {
     api.addEventListener("progress_text", ({ detail }) => {
       if (detail?.nodeId == null) return;
-      const nodeId = String(detail.nodeId);
-      const node = app.graph?.getNodeById?.(nodeId);
-      if (!(node?.comfyClass ?? node?.type ?? "").startsWith(KONTEXT_NODE_PREFIX)) return;
-      lastStatus.set(nodeId, { text: String(detail.text ?? ""), node });
+      recordStatusText(String(detail.nodeId), detail.text);
       app.graph?.setDirtyCanvas?.(true, false);
     });
-    api.addEventListener("execution_start", () => lastStatus.clear());
+    api.addEventListener("execution_start", ({ detail }) => promptStarted(detail?.prompt_id));
     // The frontend clears its widgets while handling these events (and again when the queue
     // reports the job gone), so the lines come back after them.
     for (const name of END_EVENTS) api.addEventListener(name, () => setTimeout(restoreFinalLines, 0));
     api.addEventListener("status", () => setTimeout(restoreFinalLines, 0));
+  },
+  // Called by both frontends before a workflow (a template, a file, another tab) is configured.
+  beforeConfigureGraph() {
+    graphReplaced();
   },
   beforeRegisterNodeDef(nodeType, nodeData) {
     if (!nodeData?.name?.startsWith(KONTEXT_NODE_PREFIX)) return;
     const original = nodeType.prototype.onDrawForeground;
     nodeType.prototype.onDrawForeground = function (ctx, ...rest) {
       const result = original?.call(this, ctx, ...rest);
-      const text = lastStatus.get(String(this.id))?.text;
+      const text = finalLineOf(this)?.text;
       this.falKontextFinalStatus = text && !frontendShows(this) && !this.flags?.collapsed ? text : null;
       if (this.falKontextFinalStatus) drawFinalStatus(this, ctx, this.falKontextFinalStatus);
       return result;
