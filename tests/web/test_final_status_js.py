@@ -58,7 +58,7 @@ out.not_ours = shown(9) ?? null;
 out.handed_back = api.dispatched.map((d) => d.text);
 
 // Another workflow (a template) is opened: its node 4 never ran.
-ext.beforeConfigureGraph();
+ext.beforeConfigureGraph?.();  // what the frontend calls before configuring a workflow
 app.graph = makeGraph([4]);
 api.dispatched.length = 0;
 api.emit("status", {});
