@@ -1,32 +1,81 @@
-"""Make the Templates-browser thumbnails, `workflows/<name>.jpg`, from a real run of each workflow.
+"""Draw the Templates-browser thumbnails, `workflows/<name>.jpg`, as a diagram of each workflow.
 
-ComfyUI's frontend shows `<name>.jpg` beside each template's `<name>.json` (the card's only
-picture; its title is the file name). Run every `workflows/api/*.json` in a ComfyUI against the
-stand-in fal server (tests/comfyui does), then:
+ComfyUI's frontend shows `<name>.jpg` beside each template's `<name>.json`: the card's only
+picture (its title is the file name). The card shows what the workflow does, not an output:
+the numbered references (the bundled samples the workflow loads, labelled by their Load Image
+titles), the instruction, and a dashed placeholder where the result will be, saying so. A real
+output needs a fal key; the offline stand-in's "edit" is a collage of the references, which made
+the card look like the workflow makes collages.
 
-    python docs/make_template_thumbnails.py --outputs <ComfyUI output folder>
+    python docs/make_template_thumbnails.py     # rewrites every workflows/<name>.jpg
 
-Each thumbnail is the workflow's saved result (a 2x2 grid for a batch) over a caption: one line
-on what the workflow does and "offline stand-in render", since the stand-in pastes the references
-side by side instead of editing them.
+Everything is read from `workflows/api/<name>.json` (the API copy of each template) and
+`workflows/inputs/`; Pillow only, deterministic for a given Pillow and font.
 """
 from __future__ import annotations
 
-import argparse
 import json
+import re
+import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
 WORKFLOWS = Path(__file__).resolve().parents[1] / "workflows"
+INPUTS = WORKFLOWS / "inputs"
 SIZE = 512
-CAPTION_HEIGHT = 104
-DESCRIPTIONS = {  # one line each: what the workflow shows
-    "Kontext - duckling on t-shirt": "2 references: the duckling onto the t-shirt",
-    "Kontext - product beach scene": "3 references: bottle, beach and logo",
-    "Kontext - four seed variants": "1 reference, 4 variants from one job",
-}
-NOTICE = "offline stand-in render (references pasted side by side)"
+REFERENCE_SOCKETS = ("images", "image_2", "image_3", "image_4", "image")
+KONTEXT_NODES = ("FalKontextMulti", "FalKontextEdit")
+TITLE_PATTERN = re.compile(r"^image (\d+): (.+)$")  # a Load Image's title: "image 1: person"
+
+BACKGROUND, PANEL, INK, MUTED = (30, 30, 34), (46, 46, 52), (236, 236, 236), (165, 165, 172)
+ACCENT = (255, 196, 64)  # the numbers and arrows
+PLACEHOLDER = (120, 120, 130)
+
+
+@dataclass(frozen=True)
+class Reference:
+    number: int
+    label: str
+    picture: Path
+
+
+@dataclass(frozen=True)
+class Template:
+    """What the card shows of one workflow."""
+
+    references: tuple[Reference, ...]
+    instruction: str
+    num_images: int
+    settings: str  # the model and any choices the workflow makes, e.g. "max · 16:9 · png"
+
+    @property
+    def caption(self) -> str:
+        count = len(self.references)
+        inputs = f"{count} reference{'s' if count > 1 else ''} + instruction"
+        results = f"{self.num_images} variants" if self.num_images > 1 else "1 edited image"
+        return f"{inputs} → {results}"
+
+
+def describe(workflow: dict) -> Template:
+    """The references (in the order the node numbers them), instruction and settings."""
+    node = next(node for node in workflow.values() if node["class_type"] in KONTEXT_NODES)
+    inputs = node["inputs"]
+    references = []
+    for socket in REFERENCE_SOCKETS:
+        if socket not in inputs:
+            continue
+        source = workflow[inputs[socket][0]]
+        title = TITLE_PATTERN.match(source["_meta"]["title"])
+        if source["class_type"] != "LoadImage" or title is None:
+            raise SystemExit(f"{socket} should come from a Load Image titled 'image N: what'")
+        references.append(Reference(int(title[1]), title[2], INPUTS / source["inputs"]["image"]))
+    settings = [f"model {inputs['model']}"]
+    settings += [value for name, value in inputs.items()
+                 if name in ("aspect_ratio", "output_format") and value not in ("auto", "jpeg")]
+    return Template(tuple(references), inputs["prompt"], int(inputs["num_images"]),
+                    " · ".join(settings))
 
 
 def _font(size: int, bold: bool = False) -> ImageFont.ImageFont:
@@ -37,53 +86,99 @@ def _font(size: int, bold: bool = False) -> ImageFont.ImageFont:
     return ImageFont.load_default(size)
 
 
-def saved_results(workflow: dict, outputs: Path) -> list[Path]:
-    """The PNGs the workflow's SaveImage node wrote, first run first."""
-    prefixes = [node["inputs"]["filename_prefix"] for node in workflow.values()
-                if node["class_type"] == "SaveImage"]
-    files = sorted(path for prefix in prefixes for path in outputs.glob(f"{prefix}_*.png"))
-    if not files:
-        raise SystemExit(f"no saved result for {prefixes} under {outputs}: run the workflow first")
-    return files
+def _arrow(draw: ImageDraw.ImageDraw, x: int, top: int, bottom: int) -> None:
+    draw.line((x, top, x, bottom - 8), fill=ACCENT, width=4)
+    draw.polygon([(x - 9, bottom - 10), (x + 9, bottom - 10), (x, bottom)], fill=ACCENT)
 
 
-def picture(files: list[Path], width: int, height: int) -> Image.Image:
-    """The result (or a 2x2 grid of up to four) fitted into width x height on a dark ground."""
-    canvas = Image.new("RGB", (width, height), (32, 32, 32))
-    cells = 2 if len(files) > 1 else 1
-    cell_w, cell_h = width // cells, height // cells
-    for index, path in enumerate(files[:cells * cells]):
-        with Image.open(path) as image:
-            image = image.convert("RGB")
-            image.thumbnail((cell_w - 4, cell_h - 4), Image.Resampling.LANCZOS)
-            x = (index % cells) * cell_w + (cell_w - image.width) // 2
-            y = (index // cells) * cell_h + (cell_h - image.height) // 2
-            canvas.paste(image, (x, y))
-    return canvas
+def _dashed_box(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], dash: int = 8) -> None:
+    left, top, right, bottom = box
+    for x in range(left, right, dash * 2):
+        draw.line((x, top, min(x + dash, right), top), fill=PLACEHOLDER, width=2)
+        draw.line((x, bottom, min(x + dash, right), bottom), fill=PLACEHOLDER, width=2)
+    for y in range(top, bottom, dash * 2):
+        draw.line((left, y, left, min(y + dash, bottom)), fill=PLACEHOLDER, width=2)
+        draw.line((right, y, right, min(y + dash, bottom)), fill=PLACEHOLDER, width=2)
 
 
-def thumbnail(name: str, files: list[Path]) -> Image.Image:
-    image = Image.new("RGB", (SIZE, SIZE), (24, 24, 24))
-    image.paste(picture(files, SIZE, SIZE - CAPTION_HEIGHT), (0, 0))
+def _centred(draw: ImageDraw.ImageDraw, x: float, y: float, text: str, font, fill) -> None:
+    draw.text((x - draw.textlength(text, font=font) / 2, y), text, font=font, fill=fill)
+
+
+def _references(image: Image.Image, draw: ImageDraw.ImageDraw, template: Template) -> None:
+    cell, top = 124, 18
+    gap = 22
+    left = (SIZE - len(template.references) * cell - (len(template.references) - 1) * gap) // 2
+    for index, reference in enumerate(template.references):
+        x = left + index * (cell + gap)
+        with Image.open(reference.picture) as picture:
+            picture = picture.convert("RGB")
+            picture.thumbnail((cell, cell), Image.Resampling.LANCZOS)
+            image.paste(picture, (x + (cell - picture.width) // 2, top + (cell - picture.height) // 2))
+        draw.ellipse((x - 10, top - 10, x + 22, top + 22), fill=ACCENT)
+        _centred(draw, x + 6, top - 6, str(reference.number), _font(19, bold=True), (20, 20, 20))
+        _centred(draw, x + cell / 2, top + cell + 6, f"image {reference.number}: {reference.label}",
+                 _font(15), INK)
+
+
+def _instruction(draw: ImageDraw.ImageDraw, template: Template, top: int, bottom: int) -> None:
+    draw.rounded_rectangle((24, top, SIZE - 24, bottom), radius=10, fill=PANEL)
+    draw.text((38, top + 8), "instruction", font=_font(13, bold=True), fill=ACCENT)
+    lines = textwrap.wrap(f"“{template.instruction}”", width=52)
+    if len(lines) > 3:
+        lines = lines[:3]
+        lines[-1] = lines[-1].rstrip(" .,") + " …”"
+    for row, line in enumerate(lines):
+        draw.text((38, top + 28 + row * 19), line, font=_font(15), fill=INK)
+
+
+def _result_placeholder(draw: ImageDraw.ImageDraw, template: Template, top: int, bottom: int) -> None:
+    count = template.num_images
+    width = 190 if count == 1 else 92
+    gap = 12
+    left = (SIZE - count * width - (count - 1) * gap) // 2
+    for index in range(count):
+        x = left + index * (width + gap)
+        _dashed_box(draw, (x, top, x + width, bottom))
+        if count > 1:
+            _centred(draw, x + width / 2, (top + bottom) / 2 - 9, f"result {index + 1}", _font(14),
+                     MUTED)
+    if count == 1:
+        _centred(draw, SIZE / 2, (top + bottom) / 2 - 20, "your result", _font(17, bold=True), MUTED)
+        _centred(draw, SIZE / 2, (top + bottom) / 2 + 2, "appears here", _font(17, bold=True), MUTED)
+
+
+def thumbnail(template: Template) -> Image.Image:
+    image = Image.new("RGB", (SIZE, SIZE), BACKGROUND)
     draw = ImageDraw.Draw(image)
-    size = 23
-    while size > 12 and draw.textlength(DESCRIPTIONS[name], font=_font(size, bold=True)) > SIZE - 32:
+    _references(image, draw, template)
+    _arrow(draw, SIZE // 2, 168, 190)
+    _instruction(draw, template, 192, 290)
+    _arrow(draw, SIZE // 2, 292, 314)
+    _result_placeholder(draw, template, 318, 418)
+    draw.rectangle((0, 432, SIZE, SIZE), fill=(20, 20, 22))
+    size = 22
+    while size > 14 and draw.textlength(template.caption, font=_font(size, bold=True)) > SIZE - 32:
         size -= 1
-    draw.text((16, SIZE - CAPTION_HEIGHT + 14), DESCRIPTIONS[name], font=_font(size, bold=True),
-              fill=(240, 240, 240))
-    draw.text((16, SIZE - CAPTION_HEIGHT + 58), NOTICE, font=_font(17), fill=(170, 170, 170))
+    draw.text((16, 444), template.caption, font=_font(size, bold=True), fill=INK)
+    note = f"{template.settings} · a diagram, not a result: dashed = placeholder"
+    draw.text((16, 478), note, font=_font(14), fill=MUTED)
     return image
 
 
+def template_names() -> list[str]:
+    return sorted(path.stem for path in (WORKFLOWS / "api").glob("*.json"))
+
+
+def draw_template(name: str) -> Image.Image:
+    workflow = json.loads((WORKFLOWS / "api" / f"{name}.json").read_text(encoding="utf-8"))
+    return thumbnail(describe(workflow))
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--outputs", type=Path, required=True, help="ComfyUI's output folder")
-    args = parser.parse_args()
-    for path in sorted((WORKFLOWS / "api").glob("*.json")):
-        workflow = json.loads(path.read_text(encoding="utf-8"))
-        target = WORKFLOWS / f"{path.stem}.jpg"
-        thumbnail(path.stem, saved_results(workflow, args.outputs)).save(
-            target, quality=85, optimize=True)
+    for name in template_names():
+        target = WORKFLOWS / f"{name}.jpg"
+        draw_template(name).save(target, quality=88, optimize=True)
         print(f"{target.name}: {target.stat().st_size // 1024} KiB")
 
 

@@ -7,6 +7,7 @@ holds the same graphs in API format (what `POST /prompt` takes). A widget added 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -157,26 +158,83 @@ def test_every_template_has_its_thumbnail(path):
         assert image.format == "JPEG" and image.size == (512, 512)
 
 
-# What both frontends show of the canvas in a 1600x1000 window, in canvas pixels: 1.27's canvas
-# starts below its 70 px menu bar; 1.58's fills the window, under a tab bar and a floating
-# toolbar (the top ~85 px); the sidebar (56 px) may sit over the canvas's left edge.
-VIEW_LEFT, VIEW_TOP, VIEW_RIGHT, VIEW_BOTTOM = 60, 85, 1600 - 56, 1000 - 70
+# What both frontends show of the canvas in a 1400x900 window (a laptop's browser window; the
+# browser test uses it), in canvas pixels, with the minimap closed: 1.27's canvas starts below
+# its 70 px menu bar; 1.58's fills the window, under a tab bar and a floating toolbar (the top
+# ~85 px); the sidebar (56 px) may sit over the canvas's left edge.
+WINDOW_WIDTH, WINDOW_HEIGHT = 1400, 900
+VIEW_LEFT, VIEW_TOP, VIEW_RIGHT, VIEW_BOTTOM = 60, 85, WINDOW_WIDTH - 56, WINDOW_HEIGHT - 70
+TITLE_HEIGHT = 30  # the title bar sits above a node's pos
 LOAD_IMAGE_MIN_HEIGHT = 326  # both frontends grow a Load Image to this once its picture shows
+STATUS_LINE_ROOM = 70  # the Kontext node's last status line, drawn just under it (1.58)
+MIN_GAP = 10  # between two nodes' boxes, so no title bar hides under another node
+
+
+def node_box(node: dict[str, Any]) -> tuple[float, float, float, float]:
+    """Left, top, right, bottom of what a node occupies on the canvas (graph units)."""
+    (x, y), (w, h) = node["pos"], node["size"]
+    if node["type"] == "LoadImage":
+        h = max(h, LOAD_IMAGE_MIN_HEIGHT)
+    if node["type"] in NODE_CLASS_MAPPINGS:
+        h += STATUS_LINE_ROOM
+    return x, y - TITLE_HEIGHT, x + w, y + h
 
 
 @pytest.mark.parametrize("path", [paired(p) for p in UI_FILES])
 def test_the_saved_view_shows_every_node_whole(path):
-    """The Kontext node (its status line is its last row), the inputs and the result."""
+    """The inputs, the Kontext node with its status line, the result and the note."""
     workflow = load(path)
     scale, (dx, dy) = workflow["extra"]["ds"]["scale"], workflow["extra"]["ds"]["offset"]
     for node in workflow["nodes"]:
-        (x, y), (w, h) = node["pos"], node["size"]
-        if node["type"] == "LoadImage":
-            h = max(h, LOAD_IMAGE_MIN_HEIGHT)
-        left, top = (x + dx) * scale, (y - 30 + dy) * scale  # 30: the title bar above pos
-        right, bottom = (x + w + dx) * scale, (y + h + dy) * scale
+        left, top, right, bottom = node_box(node)
+        left, top = (left + dx) * scale, (top + dy) * scale
+        right, bottom = (right + dx) * scale, (bottom + dy) * scale
         assert VIEW_LEFT <= left and VIEW_TOP <= top, f"node {node['id']} starts off screen"
         assert right <= VIEW_RIGHT and bottom <= VIEW_BOTTOM, f"node {node['id']} ends off screen"
+
+
+@pytest.mark.parametrize("path", [paired(p) for p in UI_FILES])
+def test_the_saved_view_is_large_enough_to_read(path):
+    assert load(path)["extra"]["ds"]["scale"] >= 0.75
+
+
+@pytest.mark.parametrize("path", [paired(p) for p in UI_FILES])
+def test_no_node_overlaps_another(path):
+    boxes = {node["id"]: node_box(node) for node in load(path)["nodes"]}
+    for first, (l1, t1, r1, b1) in boxes.items():
+        for second, (l2, t2, r2, b2) in boxes.items():
+            if first < second:
+                apart = (r1 + MIN_GAP <= l2 or r2 + MIN_GAP <= l1
+                         or b1 + MIN_GAP <= t2 or b2 + MIN_GAP <= t1)
+                assert apart, f"nodes {first} and {second} overlap (or touch)"
+
+
+@pytest.mark.parametrize("path", [paired(p) for p in UI_FILES])
+def test_load_images_are_titled_by_the_reference_they_are(path):
+    # "image 1: person": the number the prompt uses, then what the picture is.
+    ui = load(path)
+    nodes = {node["id"]: node for node in ui["nodes"]}
+    links = {link[0]: link for link in ui["links"]}
+    for node in ui["nodes"]:
+        if node["type"] not in NODE_CLASS_MAPPINGS:
+            continue
+        number = 0
+        for socket in node["inputs"]:  # in socket order, as the node numbers references
+            if socket["link"] is None:
+                continue
+            source = nodes[links[socket["link"]][1]]
+            number += 1  # each sample is one frame
+            title = source.get("title", "")
+            assert re.fullmatch(rf"image {number}: [a-z][a-z -]+", title), \
+                f"node {source['id']} feeds image {number} but is titled {title!r}"
+
+
+def test_api_copies_carry_the_same_titles():
+    for path in UI_FILES:
+        api = load(API_DIR / path.name)
+        for node in load(path)["nodes"]:
+            if node["type"] == "LoadImage":
+                assert api[str(node["id"])]["_meta"]["title"] == node["title"]
 
 
 # --- node types and inputs ------------------------------------------------------------------
