@@ -29,6 +29,19 @@ RUN_TIMEOUT = 120.0
 COMFYUI_DIR = os.environ.get("COMFYUI_DIR", "").strip()
 COMFYUI_PYTHON = os.environ.get("COMFYUI_PYTHON", "").strip() or sys.executable
 HAVE_COMFYUI = bool(COMFYUI_DIR) and (Path(COMFYUI_DIR) / "main.py").is_file()
+# Optional: a folder ComfyUI gets as --base-directory, so its custom_nodes/ (and models/) come
+# from there, not from the checkout: a second clone or worktree of the pack is tested in a
+# ComfyUI shared with others without touching the checkout's custom_nodes/.
+COMFYUI_BASE_DIRECTORY = os.environ.get("COMFYUI_BASE_DIRECTORY", "").strip()
+
+
+def custom_nodes_folder(root: Path) -> Path:
+    """The custom_nodes folder the ComfyUI under test loads packs from."""
+    if COMFYUI_BASE_DIRECTORY:
+        folder = Path(COMFYUI_BASE_DIRECTORY).resolve() / "custom_nodes"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+    return root / "custom_nodes"
 
 
 class ComfyUI:
@@ -58,6 +71,8 @@ class ComfyUI:
                    "--temp-directory", str(self.temp_dir),
                    "--user-directory", str(self.user_dir),
                    "--database-url", "sqlite:///:memory:", *self.extra_args]
+        if COMFYUI_BASE_DIRECTORY:
+            command += ["--base-directory", str(Path(COMFYUI_BASE_DIRECTORY).resolve())]
         self._log = open(self.log_path, "ab")
         self.process = subprocess.Popen(command, cwd=self.root, env=self.env, stdout=self._log,
                                         stderr=subprocess.STDOUT, start_new_session=True)
@@ -105,6 +120,16 @@ class ComfyUI:
                 return response.read()
         except urllib.error.HTTPError as error:
             raise AssertionError(f"POST {path} -> {error.code}: {error.read().decode()[:4000]}")
+
+    def post_answer(self, path: str, body: Any) -> tuple[int, Any]:
+        """POST and return (status, JSON answer), refusals included."""
+        request = urllib.request.Request(self.base + path, data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.load(response)
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read().decode() or "null")
 
     def queue(self, prompt: dict) -> str:
         answer = json.loads(self.post("/prompt", {"prompt": prompt, "client_id": uuid.uuid4().hex}))

@@ -33,6 +33,7 @@ from comfyui_process import (
     HAVE_COMFYUI,
     PACK_ROOT,
     ComfyUI,
+    custom_nodes_folder,
     link_pack,
 )
 from fal_kontext.nodes.price_route import price_table
@@ -70,7 +71,7 @@ def _badge(node_type: str, model: str, count: int) -> str:
 def test_what_a_user_sees(label, front_end_root, tmp_path):
     out_dir = Path(os.environ.get("BROWSER_SCREENSHOTS") or tmp_path / "screenshots") / label
     root = Path(COMFYUI_DIR).resolve()
-    pack_folder = link_pack(root / "custom_nodes")
+    pack_folder = link_pack(custom_nodes_folder(root))
     env = {name: value for name, value in os.environ.items()
            if not name.startswith(("FAL_", "PYTEST_"))}
     extra = ("--front-end-root", front_end_root) if front_end_root else ()

@@ -28,6 +28,7 @@ from comfyui_process import (
     HAVE_COMFYUI,
     PACK_ROOT,
     ComfyUI,
+    custom_nodes_folder,
     link_pack,
     messages,
 )
@@ -59,7 +60,7 @@ def standin() -> Iterator[StandInServer]:
 @pytest.fixture(scope="module")
 def comfy(standin: StandInServer, tmp_path_factory) -> Iterator[tuple[ComfyUI, str]]:
     root = Path(COMFYUI_DIR).resolve()
-    pack_folder = link_pack(root / "custom_nodes")
+    pack_folder = link_pack(custom_nodes_folder(root))
     work = tmp_path_factory.mktemp("comfyui")
     env = {name: value for name, value in os.environ.items()
            if not name.startswith(("FAL_", "PYTEST_"))}
@@ -139,7 +140,8 @@ def test_nodes_appear_in_object_info_with_their_inputs(comfy, node_type, sockets
     assert required["seed"][1].get("control_after_generate") is True
     assert info["input"]["hidden"] == {"unique_id": "UNIQUE_ID"}
     assert info["output"] == ["IMAGE", "INT", "STRING"]
-    assert info["category"].startswith("api node/")
+    # The pack's own menu, not "api node/...": 1.58 files that under PARTNER NODES (billed by Comfy).
+    assert info["category"] == "fal/Kontext"
     if node_type == "FalKontextMulti":
         assert {"image_2", "image_3", "image_4"} <= set(info["input"]["optional"])
 
@@ -225,6 +227,56 @@ def test_interrupt_cancels_the_fal_job_and_reports_interrupted(comfy, standin):
     # The next prompt runs normally after an interrupt.
     standin.clear_requests()
     assert server.saved_images(server.run(_with_seeds(prompt, 1)))
+
+
+def _kontext_refusals(answer: dict) -> list[dict]:
+    return [error for node in answer.get("node_errors", {}).values()
+            if node["class_type"] in KONTEXT_NODES for error in node["errors"]]
+
+
+def test_an_empty_prompt_is_refused_when_queued_and_nothing_runs(comfy, standin):
+    server, _ = comfy
+    prompt = _with_seeds(_load(API_WORKFLOWS[0]), 400_000)
+    node_id = _kontext_node_ids(prompt)[0]
+    prompt[node_id]["inputs"]["prompt"] = "   "
+    standin.clear_requests()
+    status, answer = server.post_answer("/prompt", {"prompt": prompt, "client_id": "test"})
+    assert status == 400 and "prompt_id" not in answer, answer
+    refusals = _kontext_refusals(answer)
+    assert len(refusals) == 1, refusals  # one line, under the input it names
+    assert refusals[0]["type"] == "custom_validation_failed"
+    assert refusals[0]["extra_info"]["input_name"] == "prompt"
+    assert "prompt is empty: write the edit instruction" in refusals[0]["details"]
+    time.sleep(1.0)
+    assert not standin.requests, [r.path for r in standin.requests]
+    assert server.get("/queue") == {"queue_running": [], "queue_pending": []}
+
+
+def test_a_value_out_of_range_is_refused_when_queued(comfy, standin):
+    server, _ = comfy
+    prompt = _with_seeds(_load(API_WORKFLOWS[0]), 400_001)
+    prompt[_kontext_node_ids(prompt)[0]]["inputs"]["num_images"] = 9
+    standin.clear_requests()
+    status, answer = server.post_answer("/prompt", {"prompt": prompt, "client_id": "test"})
+    assert status == 400, answer
+    refusals = _kontext_refusals(answer)
+    assert [error["extra_info"]["input_name"] for error in refusals] == ["num_images"], refusals
+    time.sleep(0.5)
+    assert not standin.requests
+
+
+def test_a_failure_is_reported_under_the_packs_import_name(comfy, standin):
+    # ComfyUI's report ("Show Report") names the exception's class by module; ComfyUI imports the
+    # pack by its folder path, which made that name a file path.
+    server, _ = comfy
+    prompt = _with_seeds(_load(API_WORKFLOWS[0]), 400_002)
+    node_id = _kontext_node_ids(prompt)[0]
+    prompt[node_id]["inputs"]["prompt"] += " [policy]"  # the stand-in refuses it as fal would
+    entry = server.wait(server.queue(prompt))
+    errors = [data for name, data in messages(entry) if name == "execution_error"]
+    assert len(errors) == 1 and errors[0]["node_id"] == node_id, messages(entry)
+    assert errors[0]["exception_type"] == "fal_kontext.client.errors.ContentPolicyError"
+    assert "content checker" in errors[0]["exception_message"]
 
 
 def test_a_second_start_neither_duplicates_nor_overwrites(comfy):
