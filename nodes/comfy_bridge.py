@@ -30,7 +30,7 @@ def _model_management() -> Any | None:
 
 
 def _progress_registry() -> Any | None:
-    """ComfyUI's per-prompt progress registry (0.3.4x and newer), or None."""
+    """ComfyUI's per-prompt progress registry (comfy_execution.progress), or None where absent."""
     try:
         from comfy_execution.progress import get_progress_state
     except ImportError:

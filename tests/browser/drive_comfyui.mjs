@@ -17,6 +17,9 @@ const PACK_FOLDER = env.PACK_FOLDER;
 const WORKFLOWS = JSON.parse(env.WORKFLOWS);
 const OUT_DIR = env.OUT_DIR;
 const RUN_TIMEOUT_MS = 90_000;
+// A laptop's browser window: every shipped workflow must open whole in it.
+const VIEWPORT = { width: 1400, height: 900 };
+const STATUS_LINE_ROOM = 70; // the Kontext node's last status line, drawn under it
 mkdirSync(OUT_DIR, { recursive: true });
 
 const findings = { console_errors: [], http_errors: [], templates: { thumbnails: [] }, runs: {},
@@ -29,7 +32,7 @@ const shot = async (page, name) => {
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function openComfyUI(browser) {
-  const page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
+  const page = await browser.newPage({ viewport: VIEWPORT });
   page.on("console", (message) => {
     if (message.type() === "error") findings.console_errors.push(message.text().slice(0, 300));
   });
@@ -58,8 +61,9 @@ async function openComfyUI(browser) {
 function recordServerEvents(page) {
   return page.evaluate(() => {
     const api = window.app.api;
-    window.__fal = { texts: [], ends: [] };
+    window.__fal = { texts: [], ends: [], starts: [] };
     api.addEventListener("progress_text", (event) => window.__fal.texts.push(event.detail));
+    api.addEventListener("execution_start", (event) => window.__fal.starts.push(event.detail));
     for (const name of ["execution_success", "execution_error", "execution_interrupted"]) {
       api.addEventListener(name, (event) => window.__fal.ends.push({ name, ...event.detail }));
     }
@@ -72,10 +76,12 @@ async function templatesBrowser(page) {
   // The pack's category: the folder name, under "Custom Nodes" (1.27) or "Extensions" (1.58).
   const category = page.getByText(PACK_FOLDER, { exact: true }).first();
   if (!(await category.isVisible())) { // 1.27: the sidebar's Templates button opens the browser
-    await page.getByText("Templates", { exact: true }).first().click();
+    await page.getByRole("button", { name: "Templates", exact: true }).first().click();
     await sleep(2500);
   }
   try {
+    // In a 900 px high window the category list scrolls: the pack's entry is near its end.
+    await category.scrollIntoViewIfNeeded({ timeout: 10_000 });
     await category.click({ timeout: 10_000 });
   } catch (error) {
     findings.templates.category_click_error = String(error).slice(0, 200);
@@ -100,21 +106,80 @@ async function loadWorkflow(page, name) {
 
 /** Are the Kontext node (all of it), its status line area and the result node on screen? */
 async function viewCheck(page) {
-  return page.evaluate(() => {
+  return page.evaluate((room) => {
     const app = window.app;
     const canvas = app.canvas;
     const rect = canvas.canvas.getBoundingClientRect();
     const { scale, offset } = canvas.ds;
     const toScreen = (x, y) => [(x + offset[0]) * scale + rect.left, (y + offset[1]) * scale + rect.top];
+    const box = (node) => [node.pos[0], node.pos[1] - 30, node.pos[0] + node.size[0],
+                           node.pos[1] + node.size[1] + (node.type.startsWith("FalKontext") ? room : 0)];
     const inView = (node) => {
-      const [x0, y0] = toScreen(node.pos[0], node.pos[1] - 30);
-      const [x1, y1] = toScreen(node.pos[0] + node.size[0], node.pos[1] + node.size[1]);
+      const [left, top, right, bottom] = box(node);
+      const [x0, y0] = toScreen(left, top);
+      const [x1, y1] = toScreen(right, bottom);
       return x0 >= rect.left && y0 >= rect.top && x1 <= rect.right && y1 <= rect.bottom;
     };
-    return app.graph._nodes.map((node) => ({ type: node.type, id: node.id, visible: inView(node),
-                                             size: [...node.size], min_size: [...node.computeSize()],
-                                             scale }));
-  });
+    // A point of a node is seen if the canvas (or the node's own text box) is on top there, not a
+    // toolbar, tab bar, sidebar or minimap.
+    const seen = (x, y) => {
+      const element = document.elementFromPoint(x, y);
+      return element === canvas.canvas || Boolean(element?.closest?.("textarea, .comfy-multiline-input"));
+    };
+    const coveredPoints = (node) => {
+      const [left, top, right, bottom] = box(node);
+      const xs = [left, (left + right) / 2, right], ys = [top, (top + bottom) / 2, bottom];
+      const covered = [];
+      for (const x of xs) for (const y of ys) {
+        const [sx, sy] = toScreen(x, y);
+        const px = sx + (x === left ? 4 : x === right ? -4 : 0), py = sy + (y === top ? 4 : y === bottom ? -4 : 0);
+        if (!seen(px, py)) covered.push([Math.round(px), Math.round(py)]);
+      }
+      return covered;
+    };
+    const nodes = app.graph._nodes;
+    const overlaps = [];
+    nodes.forEach((a, i) => nodes.slice(i + 1).forEach((b) => {
+      const [l1, t1, r1, b1] = box(a);
+      const [l2, t2, r2, b2] = box(b);
+      if (l1 < r2 && l2 < r1 && t1 < b2 && t2 < b1) overlaps.push([a.id, b.id]);
+    }));
+    return { scale, overlaps,
+             nodes: nodes.map((node) => ({ type: node.type, id: node.id, visible: inView(node),
+                                           covered: inView(node) ? coveredPoints(node) : null,
+                                           title: node.title, size: [...node.size],
+                                           min_size: [...node.computeSize()] })) };
+  }, STATUS_LINE_ROOM);
+}
+
+/** In the Nodes 2.0 (Vue) view nodes are HTML: each node element whole in the window, none
+ * over another. */
+async function vueViewCheck(page) {
+  return page.evaluate(({ width, height }) => {
+    const elements = [...document.querySelectorAll("[data-node-id]")];
+    const boxes = elements.map((element) => {
+      const { left, top, right, bottom } = element.getBoundingClientRect();
+      return { id: element.getAttribute("data-node-id"), left, top, right, bottom };
+    });
+    const overlaps = [];
+    boxes.forEach((a, i) => boxes.slice(i + 1).forEach((b) => {
+      if (a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom) {
+        overlaps.push([a.id, b.id]);
+      }
+    }));
+    // Whole in the window, and no bar, sidebar, toolbar or minimap over any corner or edge.
+    const covered = [];
+    for (const [index, b] of boxes.entries()) {
+      for (const x of [b.left + 4, (b.left + b.right) / 2, b.right - 4]) {
+        for (const y of [b.top + 4, (b.top + b.bottom) / 2, b.bottom - 4]) {
+          if (!elements[index].contains(document.elementFromPoint(x, y))) covered.push([b.id, x, y]);
+        }
+      }
+    }
+    const hidden = boxes.filter((b) => b.left < 0 || b.top < 0 || b.right > width || b.bottom > height)
+      .map((b) => b.id);
+    return { count: boxes.length, hidden, covered, overlaps, boxes };
+  }, VIEWPORT);
 }
 
 function kontextNodeId(page) {
@@ -134,6 +199,27 @@ async function setWidget(page, nodeId, name, value) {
 
 const badgeText = (page, nodeId) => page.evaluate(
   (id) => window.app.graph.getNodeById(id).falKontextPriceBadge?.text ?? null, nodeId);
+
+/** What a Kontext node shows under its widgets now: the frontend's text widget or the pack's line. */
+async function shownLines(page, nodeId) {
+  return page.evaluate(async (id) => {
+    window.app.canvas.draw(true, true); // the pack's line is decided while the node is drawn
+    await new Promise((resolve) => requestAnimationFrame(resolve));
+    const node = window.app.graph.getNodeById(id);
+    const widget = node.widgets?.find((w) => w.name === "$$node-text-preview");
+    return { frontend_widget: widget ? String(widget.value ?? "") : null,
+             pack_line: node.falKontextFinalStatus ?? null };
+  }, nodeId);
+}
+
+/** Whether the frontend still draws the node as running: its progress bar, its green outline. */
+function runningLook(page, nodeId) {
+  return page.evaluate((id) => {
+    const node = window.app.graph.getNodeById(id);
+    const outline = node.strokeStyles?.running?.call(node) ?? null;
+    return { progress: node.progress ?? null, running_outline: outline ? outline.color ?? true : null };
+  }, nodeId);
+}
 
 async function queue(page) {
   const before = await page.evaluate(() => window.__fal.ends.length);
@@ -178,15 +264,12 @@ async function run(page, name, label, { midRunShot = null, seedOffset = 0, promp
   await page.keyboard.press("Escape"); // close an error dialog, if any, so the node is visible
   await sleep(500);
   result.end = end.name;
+  result.exception_type = end.exception_type ?? null;
+  result.running_after = await runningLook(page, nodeId);
   result.texts = (await textsFor(page, nodeId)).slice(textsBefore);
   // What the node shows after the run: the frontend's own text widget (1.27 keeps it) or the
   // pack's final-status line under the node (drawn while that widget is gone, as in 1.58).
-  result.shown_after = await page.evaluate((id) => {
-    const node = window.app.graph.getNodeById(id);
-    const widget = node.widgets?.find((w) => w.name === "$$node-text-preview");
-    return { frontend_widget: widget ? String(widget.value ?? "") : null,
-             pack_line: node.falKontextFinalStatus ?? null };
-  }, nodeId);
+  result.shown_after = await shownLines(page, nodeId);
   result.screenshot = await shot(page, label);
   findings.runs[label] = result;
   return result;
@@ -211,6 +294,16 @@ async function vueNodesView(page) {
     // Nodes 2.0 draws the widgets' names as HTML; without it only DOM widgets (the prompt) are.
     if (!(await nodeText())?.includes("num_images")) return; // this frontend has no Nodes 2.0
     const badgeShown = async () => (await nodeText()).match(/\$\d+\.\d\d\/run/)?.[0] ?? "";
+    // Every workflow opens whole in the window here too (nodes are HTML, sized by the frontend).
+    findings.vue_views = {};
+    for (const name of WORKFLOWS) {
+      await loadWorkflow(page, name);
+      await sleep(1000);
+      findings.vue_views[name] = { ...(await vueViewCheck(page)),
+                                   nodes_in_graph: await page.evaluate(() => window.app.graph._nodes.length),
+                                   screenshot: await shot(page, `vue_loaded_${name}`) };
+    }
+    await loadWorkflow(page, WORKFLOWS[0]);
     // Whether this view draws badges at all: the frontend's own node-source badge ("fal-kontext";
     // 1.27's experimental Nodes 2.0 draws none, for any node).
     findings.vue_draws_badges = (await nodeText()).includes(PACK_FOLDER);
@@ -230,6 +323,17 @@ async function vueNodesView(page) {
     const last = texts[texts.length - 1] ?? null;
     findings.vue_run = { end: end.name, last_text: last, shown: Boolean(last && (await nodeText()).includes(last)) };
     await shot(page, "vue_nodes_done");
+    // A failed run, then the same template opened fresh: no status line on the new node.
+    await setWidget(page, nodeId, "prompt", "Put the duckling from image 2 on the t-shirt [policy]");
+    const failedBefore = await queue(page);
+    const failed = await waitForEnd(page, failedBefore);
+    await sleep(1500);
+    await page.keyboard.press("Escape");
+    findings.vue_failed = { end: failed.name, shown: (await nodeText()).includes("Failed") };
+    await shot(page, "vue_nodes_failed");
+    await loadWorkflow(page, WORKFLOWS[0]);
+    findings.vue_after_failure_load = { shows_failed: (await nodeText()).includes("Failed"),
+                                        screenshot: await shot(page, "vue_loaded_after_failure") };
   } finally {
     await setVueNodes(false);
   }
@@ -256,7 +360,7 @@ try {
   for (const name of WORKFLOWS) {
     await step(`view ${name}`, async () => {
       await loadWorkflow(page, name);
-      findings.views[name] = { nodes: await viewCheck(page), screenshot: await shot(page, `loaded_${name}`) };
+      findings.views[name] = { ...(await viewCheck(page)), screenshot: await shot(page, `loaded_${name}`) };
     });
   }
 
@@ -281,6 +385,43 @@ try {
   await step("cancel", () => run(page, WORKFLOWS[0], "cancelled", { seedOffset: 7001, cancelAfterMs: 1500 }));
   await step("fail", () => run(page, WORKFLOWS[0], "failed", {
     seedOffset: 7002, prompt: "Put the duckling from image 2 on the t-shirt in image 1 [policy]" }));
+  // The same template opened fresh after that failure: its Kontext node has the same id as the
+  // one that failed, and never ran, so it shows no status line.
+  await step("load after failure", async () => {
+    await loadWorkflow(page, WORKFLOWS[0]);
+    const nodeId = await kontextNodeId(page);
+    findings.after_failure_load = { ...(await shownLines(page, nodeId)),
+                                    screenshot: await shot(page, "loaded_after_failure") };
+  });
+  // An empty prompt is refused when queued: one line naming the input, and nothing starts.
+  await step("refused at queue", async () => {
+    await loadWorkflow(page, WORKFLOWS[0]);
+    const nodeId = await kontextNodeId(page);
+    await setWidget(page, nodeId, "prompt", "   ");
+    const startsBefore = await page.evaluate(() => window.__fal.starts.length);
+    await page.evaluate(() => window.app.queuePrompt(0, 1)).catch(() => {});
+    await sleep(3000);
+    const message = "prompt is empty: write the edit instruction";
+    const bodyText = () => page.evaluate(() => document.body.innerText);
+    let text = await bodyText();
+    if (!text.includes(message)) { // 1.58: a toast, whose "View details" opens the issues panel
+      await page.getByRole("button", { name: "View details" }).first().click({ timeout: 5000 });
+      await sleep(1000);
+      await page.getByRole("button", { name: /^Info for / }).first().click({ timeout: 5000 });
+      await sleep(1000);
+      text = await bodyText();
+    }
+    findings.refused_at_queue = {
+      started: (await page.evaluate(() => window.__fal.starts.length)) - startsBefore,
+      times_shown: text.split(message).length - 1,
+      screenshot: await shot(page, "refused_empty_prompt"),
+    };
+    await page.keyboard.press("Escape");
+    if (await page.getByText("Workflow Overview", { exact: true }).isVisible()) {
+      await page.getByRole("button", { name: "Toggle properties panel" }).first().click();
+    }
+    await sleep(500);
+  });
   // The optional Nodes 2.0 view (Vue; frontend 1.58) draws nodes as HTML and reads badges once,
   // when a node mounts. Last, as it reloads the page; frontends without it report nothing.
   await step("vue view", () => vueNodesView(page));

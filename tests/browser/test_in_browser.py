@@ -107,10 +107,17 @@ def test_what_a_user_sees(label, front_end_root, tmp_path):
     assert not failed, failed
     assert findings["templates"]["titles_seen"] == UI_WORKFLOWS
 
-    # Each workflow's saved view shows every node whole (the Kontext node with its status line).
+    # Each workflow's saved view shows every node whole (the Kontext node with its status line)
+    # in a 1400x900 window, no node over another, the Load Images titled by their number.
+    assert sorted(findings["views"]) == UI_WORKFLOWS
     for name, view in findings["views"].items():
         hidden = [node for node in view["nodes"] if not node["visible"]]
         assert not hidden, f"{name}: off screen in the saved view: {hidden}"
+        covered = [node for node in view["nodes"] if node["covered"]]
+        assert not covered, f"{name}: under a toolbar, bar or minimap: {covered}"
+        assert not view["overlaps"], f"{name}: nodes overlap: {view['overlaps']}"
+        titles = [node["title"] for node in view["nodes"] if node["type"] == "LoadImage"]
+        assert titles and all(title.startswith("image ") for title in titles), titles
 
     # The price badge follows model and num_images, from the backend's table.
     assert findings["badge"] == {"prox1": _badge("FalKontextMulti", "pro", 1),
@@ -128,6 +135,12 @@ def test_what_a_user_sees(label, front_end_root, tmp_path):
         vue_run = findings["vue_run"]
         assert vue_run["end"] == "execution_success" and vue_run["last_text"].startswith("Done")
         assert vue_run["shown"], vue_run
+        # Every workflow opens whole there too, no node over another.
+        for name, view in findings["vue_views"].items():
+            assert view["count"] == view["nodes_in_graph"], (name, view)
+            assert not view["hidden"] and not view["covered"] and not view["overlaps"], (name, view)
+        assert findings["vue_failed"]["end"] == "execution_error"
+        assert not findings["vue_after_failure_load"]["shows_failed"]
 
     runs = findings["runs"]
     for name in UI_WORKFLOWS:
@@ -140,7 +153,23 @@ def test_what_a_user_sees(label, front_end_root, tmp_path):
     assert runs["cancelled"]["end"] == "execution_interrupted", runs["cancelled"]
     assert cancels >= 1, "the cancelled run did not cancel the fal job"
     assert runs["failed"]["end"] == "execution_error", runs["failed"]
-    for shot in ["templates_browser", "mid_run", "cancelled", "failed"]:
+    # "Show Report" names the error by the pack's import name, not by a file path.
+    assert runs["failed"]["exception_type"] == "fal_kontext.client.errors.ContentPolicyError"
+    # ...and the failed node is not left looking busy (1.27 kept its bar and green outline).
+    for label_ in ("failed", "cancelled", f"done_{UI_WORKFLOWS[0]}"):
+        assert runs[label_]["running_after"] == {"progress": None, "running_outline": None}, label_
+    # The same template opened fresh after the failure shows no status line on a node that
+    # never ran (the line was looked up by node id, and ids repeat across workflows).
+    after = findings["after_failure_load"]
+    assert after["pack_line"] is None and not after["frontend_widget"], after
+    # An empty prompt is refused when queued, in words, and nothing starts.
+    refused = findings["refused_at_queue"]
+    assert refused["started"] == 0 and refused["times_shown"] == 1, refused
+    shots = ["templates_browser", "mid_run", "cancelled", "failed", "loaded_after_failure",
+             "refused_empty_prompt", *[f"loaded_{name}" for name in UI_WORKFLOWS]]
+    if label == "current":
+        shots += ["vue_loaded_after_failure", *[f"vue_loaded_{name}" for name in UI_WORKFLOWS]]
+    for shot in shots:
         assert (out_dir / f"{shot}.png").is_file(), shot
 
     if label == "current" and os.environ.get("UPDATE_README_SCREENSHOT") == "1":

@@ -158,12 +158,13 @@ def test_every_template_has_its_thumbnail(path):
         assert image.format == "JPEG" and image.size == (512, 512)
 
 
-# What both frontends show of the canvas in a 1400x900 window (a laptop's browser window; the
-# browser test uses it), in canvas pixels, with the minimap closed: 1.27's canvas starts below
-# its 70 px menu bar; 1.58's fills the window, under a tab bar and a floating toolbar (the top
-# ~85 px); the sidebar (56 px) may sit over the canvas's left edge.
+# What both frontends leave free of the canvas in a 1400x900 window (a laptop's browser window;
+# the browser test uses it), in canvas pixels, with the minimap closed. 1.27.10's canvas starts
+# 40 px down and right of the window's corner (menu bar, sidebar), under a 35 px tab bar; 1.58's
+# fills the window, under a tab bar and a floating toolbar (the top ~85 px) and its 56 px
+# sidebar. Both float the canvas toolbar (zoom, fit) over the bottom right ~50 px.
 WINDOW_WIDTH, WINDOW_HEIGHT = 1400, 900
-VIEW_LEFT, VIEW_TOP, VIEW_RIGHT, VIEW_BOTTOM = 60, 85, WINDOW_WIDTH - 56, WINDOW_HEIGHT - 70
+VIEW_LEFT, VIEW_TOP, VIEW_RIGHT, VIEW_BOTTOM = 60, 85, WINDOW_WIDTH - 56, WINDOW_HEIGHT - 120
 TITLE_HEIGHT = 30  # the title bar sits above a node's pos
 LOAD_IMAGE_MIN_HEIGHT = 326  # both frontends grow a Load Image to this once its picture shows
 STATUS_LINE_ROOM = 70  # the Kontext node's last status line, drawn just under it (1.58)
