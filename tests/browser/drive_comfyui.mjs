@@ -96,6 +96,18 @@ async function templatesBrowser(page) {
   await sleep(800);
 }
 
+/** The node library's top level: where the pack's category is filed (1.58 has sections). */
+async function nodeLibrary(page) {
+  const button = page.getByRole("button", { name: /Node Library/ }).first();
+  await button.click();
+  await sleep(1500);
+  const lines = await page.evaluate(() => document.body.innerText.split("\n").map((l) => l.trim())
+    .filter(Boolean));
+  findings.node_library = { lines, screenshot: await shot(page, "node_library") };
+  await button.click();
+  await sleep(500);
+}
+
 async function loadWorkflow(page, name) {
   await page.evaluate(async ({ folder, name }) => {
     const response = await fetch(`api/workflow_templates/${folder}/${encodeURIComponent(name)}.json`);
@@ -356,6 +368,7 @@ try {
   const page = await openComfyUI(browser);
   findings.frontend_version = await page.evaluate(() => window.__COMFYUI_FRONTEND_VERSION__ ?? null);
   await step("templates", () => templatesBrowser(page));
+  await step("node library", () => nodeLibrary(page));
 
   for (const name of WORKFLOWS) {
     await step(`view ${name}`, async () => {

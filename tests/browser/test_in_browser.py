@@ -107,6 +107,13 @@ def test_what_a_user_sees(label, front_end_root, tmp_path):
     assert not failed, failed
     assert findings["templates"]["titles_seen"] == UI_WORKFLOWS
 
+    # The nodes are filed under the pack's own "fal" category, not among the nodes Comfy bills
+    # for ("api node"; 1.58's PARTNER NODES section).
+    lines = findings["node_library"]["lines"]
+    assert "fal" in lines, lines
+    if "PARTNER NODES" in lines:
+        assert lines.index("fal") > lines.index("EXTENSIONS") > lines.index("PARTNER NODES"), lines
+
     # Each workflow's saved view shows every node whole (the Kontext node with its status line)
     # in a 1400x900 window, no node over another, the Load Images titled by their number.
     assert sorted(findings["views"]) == UI_WORKFLOWS
