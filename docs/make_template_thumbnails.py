@@ -105,9 +105,14 @@ def _centred(draw: ImageDraw.ImageDraw, x: float, y: float, text: str, font, fil
     draw.text((x - draw.textlength(text, font=font) / 2, y), text, font=font, fill=fill)
 
 
+# Frontend 1.58 lays a "Node graph" badge over a card's top left corner (about the top 70 px
+# of the thumbnail), so the diagram starts below it.
+TOP = 72
+
+
 def _references(image: Image.Image, draw: ImageDraw.ImageDraw, template: Template) -> None:
-    cell, top = 124, 18
-    gap = 22
+    cell, top = 104, TOP
+    gap = 40
     left = (SIZE - len(template.references) * cell - (len(template.references) - 1) * gap) // 2
     for index, reference in enumerate(template.references):
         x = left + index * (cell + gap)
@@ -123,13 +128,13 @@ def _references(image: Image.Image, draw: ImageDraw.ImageDraw, template: Templat
 
 def _instruction(draw: ImageDraw.ImageDraw, template: Template, top: int, bottom: int) -> None:
     draw.rounded_rectangle((24, top, SIZE - 24, bottom), radius=10, fill=PANEL)
-    draw.text((38, top + 8), "instruction", font=_font(13, bold=True), fill=ACCENT)
-    lines = textwrap.wrap(f"“{template.instruction}”", width=52)
+    draw.text((38, top + 6), "instruction", font=_font(13, bold=True), fill=ACCENT)
+    lines = textwrap.wrap(f"“{template.instruction}”", width=56)
     if len(lines) > 3:
         lines = lines[:3]
         lines[-1] = lines[-1].rstrip(" .,") + " …”"
     for row, line in enumerate(lines):
-        draw.text((38, top + 28 + row * 19), line, font=_font(15), fill=INK)
+        draw.text((38, top + 24 + row * 18), line, font=_font(14), fill=INK)
 
 
 def _result_placeholder(draw: ImageDraw.ImageDraw, template: Template, top: int, bottom: int) -> None:
@@ -152,17 +157,20 @@ def thumbnail(template: Template) -> Image.Image:
     image = Image.new("RGB", (SIZE, SIZE), BACKGROUND)
     draw = ImageDraw.Draw(image)
     _references(image, draw, template)
-    _arrow(draw, SIZE // 2, 168, 190)
-    _instruction(draw, template, 192, 290)
-    _arrow(draw, SIZE // 2, 292, 314)
-    _result_placeholder(draw, template, 318, 418)
+    _arrow(draw, SIZE // 2, TOP + 128, TOP + 146)
+    _instruction(draw, template, TOP + 148, TOP + 230)
+    _arrow(draw, SIZE // 2, TOP + 232, TOP + 250)
+    _result_placeholder(draw, template, TOP + 254, 420)
     draw.rectangle((0, 432, SIZE, SIZE), fill=(20, 20, 22))
     size = 22
     while size > 14 and draw.textlength(template.caption, font=_font(size, bold=True)) > SIZE - 32:
         size -= 1
     draw.text((16, 444), template.caption, font=_font(size, bold=True), fill=INK)
     note = f"{template.settings} · a diagram, not a result: dashed = placeholder"
-    draw.text((16, 478), note, font=_font(14), fill=MUTED)
+    size = 14
+    while size > 10 and draw.textlength(note, font=_font(size)) > SIZE - 32:
+        size -= 1
+    draw.text((16, 478), note, font=_font(size), fill=MUTED)
     return image
 
 
