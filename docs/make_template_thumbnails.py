@@ -105,9 +105,9 @@ def _centred(draw: ImageDraw.ImageDraw, x: float, y: float, text: str, font, fil
     draw.text((x - draw.textlength(text, font=font) / 2, y), text, font=font, fill=fill)
 
 
-# Frontend 1.58 lays a "Node graph" badge over a card's top left corner (about the top 70 px
-# of the thumbnail), so the diagram starts below it.
-TOP = 72
+# Frontend 1.58 lays a "Node graph" badge over a card's top left corner (the top ~70 px
+# of the thumbnail, seen at 1400x900), so the diagram starts below it.
+TOP = 84
 
 
 def _references(image: Image.Image, draw: ImageDraw.ImageDraw, template: Template) -> None:
