@@ -82,7 +82,10 @@ class FalClient:
                              max_connections=max_connections, upload_cache=upload_cache,
                              max_download_bytes=max_download_bytes,
                              storage_lifetime=self.storage_lifetime,
-                             use_status_stream=use_status_stream, poll_gaps=poll_gaps)
+                             use_status_stream=use_status_stream, poll_gaps=poll_gaps,
+                             # A scripted transport holds no connections, so siblings share it.
+                             transport=transport if isinstance(transport, httpx.MockTransport)
+                             else None)
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._http = httpx.AsyncClient(
             timeout=timeout, follow_redirects=False, headers={"User-Agent": USER_AGENT},
@@ -94,7 +97,8 @@ class FalClient:
         settings = self._settings
         return (settings["key"], settings["hosts"], settings["retry"], repr(settings["timeout"]),
                 settings["max_download_bytes"], settings["storage_lifetime"],
-                settings["use_status_stream"], settings["poll_gaps"], id(settings["upload_cache"]))
+                settings["use_status_stream"], settings["poll_gaps"], id(settings["upload_cache"]),
+                id(settings["transport"]))
 
     def sibling(self) -> "FalClient":
         """A new client with this one's key, hosts and policies, for use in another event loop."""

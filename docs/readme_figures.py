@@ -14,6 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 BENCH_REPORT = ROOT / "bench" / "results.md"
+RAW_FILES_URL = "https://raw.githubusercontent.com/fal-kontext/fal-kontext/main/"
 RELIABILITY_REPORT = ROOT / "tests" / "reliability" / "RESULTS.md"
 
 BENCH_INTRO = """## Benchmarks
@@ -78,8 +79,15 @@ def bold_table(section: str, title_start: str) -> str:
     return match.group(0).strip()
 
 
+def absolute_pictures(markdown: str, folder: str) -> str:
+    """Pictures a report links relatively, as the URLs the README needs (the registry shows
+    the README without the repository's files around it)."""
+    return re.sub(r"(!\[[^\]]*\]\()(?!https?://)([^)]+)\)",
+                  lambda match: f"{match.group(1)}{RAW_FILES_URL}{folder}/{match.group(2)})", markdown)
+
+
 def benchmarks_block() -> str:
-    report = BENCH_REPORT.read_text()
+    report = absolute_pictures(BENCH_REPORT.read_text(), "bench")
     return "\n\n".join([
         BENCH_INTRO,
         "**Machine**\n\n" + markdown_section(report, "Machine"),

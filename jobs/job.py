@@ -17,7 +17,7 @@ import enum
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import Any, Callable, Coroutine, Protocol, Sequence
 
 from ..client import FalClient
 from ..client.errors import (DownloadError, FalError, JobNotFoundError, SubmitUncertainError,
@@ -28,9 +28,6 @@ from .ledger import LedgerEntry, log_unnamed_submit, retention_deadline
 from .lifecycle import EndingKind, JobEnding, JobPhase, check_transition
 from .result_collection import CollectSpec, Decoder, EditResult, collect_result
 from .store import JobStore
-
-if TYPE_CHECKING:
-    from .runner import JobRunner
 
 # A job nobody waits for any more is still followed this long, to keep what it was paid for.
 ABANDONED_WATCH_SECONDS = 600.0
@@ -44,6 +41,22 @@ _UNFETCHABLE_REFERENCE_TYPES = {"file_download_error", "image_load_error"}
 
 Listener = Callable[[str, Any], None]  # (kind, payload): "submitted", "update", "downloaded"
 Encoder = Callable[[], "tuple[bytes, str]"]
+
+
+class Runner(Protocol):
+    """What a job asks of the runner that hosts it (jobs/runner.py)."""
+
+    def start(self, job: "Job", order: "JobOrder | None") -> None: ...
+
+    def call(self, work: Coroutine[Any, Any, Any]) -> concurrent.futures.Future: ...
+
+    def call_soon(self, function: Callable[..., Any], *args: Any) -> None: ...
+
+    def forget(self, job: "Job") -> None: ...
+
+    def watch_for_at_most(self, job: "Job", seconds: float) -> None: ...
+
+    def stop_following(self, job: "Job") -> None: ...
 
 
 class Origin(enum.Enum):
@@ -71,7 +84,7 @@ class Job:
     """One fal job and the runs waiting for it. Only the runner creates jobs; only the job's own
     methods change it, on the runner's loop."""
 
-    def __init__(self, runner: "JobRunner", key: str, client: FalClient, spec: CollectSpec,
+    def __init__(self, runner: Runner, key: str, client: FalClient, spec: CollectSpec,
                  store: JobStore | None, *, decode: Decoder, start_deadline: float,
                  origin: Origin, phase: JobPhase, entry: LedgerEntry | None = None,
                  owns_entry: bool = True):
@@ -84,6 +97,7 @@ class Job:
         self.start_deadline = start_deadline
         self.origin = origin
         self.phase = phase
+        self.phases: list[JobPhase] = [phase]  # the way it went, for logs and tests
         self.future: concurrent.futures.Future[EditResult] = concurrent.futures.Future()
         self.request_id: str | None = entry.request_id if entry is not None else None
         self.cancel_outcome: CancelOutcome | None = None
@@ -123,15 +137,16 @@ class Job:
         """After `error`, may the waiting run submit the job itself? Yes when nothing was
         started for it, or when it followed a job it did not start that was adopted or given
         up on (cancelled, say). Never for the run that led it: that would pay twice."""
-        if isinstance(error, JobNotStartedError):
-            return True
         if ticket.leading:
             return False
-        return self.origin is Origin.ADOPTED or self._rejoined
+        return (isinstance(error, JobNotStartedError) or self.origin is Origin.ADOPTED
+                or self._rejoined)
 
     # -- the runner's loop ----------------------------------------------------------------------
     def _move(self, phase: JobPhase) -> None:
         check_transition(self.phase, phase)
+        if phase is not self.phase:
+            self.phases.append(phase)
         self.phase = phase
 
     def _emit(self, kind: str, payload: Any) -> None:
@@ -319,14 +334,16 @@ class Job:
             delivered = self._waiters > 0
         cache = self.store.cache if self.store is not None else None
         stored = cache is not None and await asyncio.to_thread(cache.put, self.key, result)
-        if stored or (delivered and cache is None):
-            # Stored, or handed over with the cache off: finished results are not re-used then.
+        if delivered and (stored or cache is None):
+            # Handed over, and stored (or the cache is off: finished results are not re-used).
             self._forget_in_ledger()
             kept = "cache" if stored else ""
         else:
+            # Paid for and not handed to anyone yet (or not stored): the ledger keeps its id
+            # while fal keeps the result, so an identical run gets it even with the cache off.
             self._record(state="completed", request_id=self.request_id)
-            kept = "fal" if self.store is not None else ""
-            if self.store is not None:
+            kept = "cache" if stored else "fal" if self.store is not None else ""
+            if not stored and self.store is not None:
                 logger.warning("the result of fal request %s is not stored locally; the job ledger "
                                "keeps its id, so an identical run fetches it from fal (free) "
                                "within about an hour", self.request_id)

@@ -36,14 +36,6 @@ ALL_MODELS: tuple[KontextModel, ...] = (*MULTI_MODELS.values(), *SINGLE_MODELS.v
 MODEL_TIERS: tuple[str, ...] = tuple(MULTI_MODELS)
 
 
-def model_for_endpoint(endpoint_id: str) -> KontextModel:
-    """Look a model up by its fal endpoint id."""
-    for model in ALL_MODELS:
-        if model.endpoint_id == endpoint_id:
-            return model
-    raise KeyError(endpoint_id)
-
-
 # Parameter ranges, as fal documents them for the Kontext endpoints.
 PROMPT_MAX_CHARS = 10_000  # fal states no limit; ours stops a pasted file from being sent and billed
 GUIDANCE_MIN, GUIDANCE_MAX, GUIDANCE_DEFAULT, GUIDANCE_STEP = 1.0, 20.0, 3.5, 0.1

@@ -51,12 +51,16 @@ def _numbers(value):
 
 @pytest.mark.parametrize("name", BENCHMARKS)
 def test_each_benchmark_reports_finite_numbers_and_its_targets(smoke_run, name):
-    report, _ = smoke_run
+    report, markdown = smoke_run
     assert not report["errors"], report["errors"]
     result = report["results"][name]
     assert {target["name"] for target in result["targets"]} == EXPECTED_TARGETS[name]
+    rows = {line.split("|")[1].strip(): line for line in markdown.splitlines()
+            if line.startswith("| ")}
     for target in result["targets"]:
-        assert target["measured"] and target["met"] in (True, False)
+        # Every target is judged (None would be "n/a"), and the report shows that judgement.
+        verdict = {True: "met", False: "**not met**"}[target["met"]]
+        assert target["measured"] and rows[target["name"]].rstrip(" |").endswith(verdict)
     numbers = list(_numbers(result["numbers"]))
     assert numbers and all(math.isfinite(n) for n in numbers)
 

@@ -36,7 +36,7 @@ pytestmark = pytest.mark.anyio
 RED = (0.9, 0.1, 0.1)
 PROMPT_RETURN_SECONDS = 2.0  # the node must be back this soon after Cancel or its timeout
 ROWS: dict[str, list[object]] = {}
-EXPECTED_ROWS = 11
+EXPECTED_ROWS = 14
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -208,16 +208,31 @@ async def test_a_three_second_status_outage_is_ridden_out(fal):
 
 # -- the process running the job dies ----------------------------------------------------------
 
-def _edit_command(reference: Path, output: Path) -> list[str]:
-    return [sys.executable, "-m", "fal_kontext", "edit", str(reference), "--prompt", "p",
-            "--seed", "11", "-o", str(output), "--quiet", "--timeout", "60"]
+# The CLI's main in a child whose result cache cannot store anything (a full disk).
+_FULL_DISK_CLI = """
+import sys
+from fal_kontext.jobs.result_cache import ResultCache
+def no_space(*args):
+    raise OSError(28, "No space left on device")
+ResultCache._put = no_space
+from fal_kontext.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
 
 
-def _start_edit(tmp_path: Path, server) -> subprocess.Popen:
+def _edit_arguments(reference: Path, output: Path, *extra: str) -> list[str]:
+    return ["edit", str(reference), "--prompt", "p", "--seed", "11", "-o", str(output), "--quiet",
+            "--timeout", "60", *extra]
+
+
+def _start_edit(tmp_path: Path, server, *extra: str, full_disk: bool = False,
+                output: str = "out") -> subprocess.Popen:
     reference = tmp_path / "reference.png"
     reference.write_bytes(png_bytes((10, 120, 200)))
     env = {**os.environ, "FAL_KEY": TEST_KEY, "FAL_KONTEXT_BASE_URL": server.base_url}
-    return subprocess.Popen(_edit_command(reference, tmp_path / "out"), env=env,
+    program = ["-c", _FULL_DISK_CLI] if full_disk else ["-m", "fal_kontext"]
+    return subprocess.Popen([sys.executable, *program,
+                             *_edit_arguments(reference, tmp_path / output, *extra)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
@@ -246,6 +261,58 @@ async def test_a_process_killed_mid_job_costs_nothing_more(tmp_path, how):
         name = "killed with SIGKILL" if how == signal.SIGKILL else "stopped with SIGTERM"
         record(f"Process {name} mid-job, then the same edit", server, None,
                "adopts the first job: 0 submits, its image")
+
+
+async def test_with_the_cache_off_a_process_killed_mid_job_costs_nothing_more(tmp_path):
+    with StandInServer(processing_delay=1.5) as server:
+        first = _start_edit(tmp_path, server, "--no-result-cache")
+        await wait_until(lambda: server.submits() and _ledger_names_job(), timeout=30)
+        first.kill()
+        first.wait(10)
+        (job,) = server.jobs
+        second = _start_edit(tmp_path, server, "--no-result-cache")
+        stdout, stderr = second.communicate(timeout=60)
+        assert second.returncode == 0, stderr.decode()
+        assert len(server.submits()) == 1 and billed(server) == [job]
+        assert not list(default_result_cache().directory.glob("*/*/entry.json")), "cache stays off"
+        assert not list(ledger_for(default_result_cache().directory).entries())
+        record("Cache off: process killed mid-job, then the same edit", server, None,
+               "adopts the first job: 0 submits, its image")
+
+
+async def test_two_processes_queueing_the_same_edit_at_once_pay_once(tmp_path):
+    with StandInServer(processing_delay=1.0) as server:
+        runs = [_start_edit(tmp_path, server, "--no-result-cache", output=f"out-{n}")
+                for n in (1, 2)]
+        for run in runs:
+            _, stderr = run.communicate(timeout=60)
+            assert run.returncode == 0, stderr.decode()
+        (job,) = server.jobs
+        assert len(server.submits()) == 1 and billed(server) == [job]
+        sidecars = sorted(tmp_path.glob("out-*/*.json"))
+        assert len(sidecars) == 2
+        assert {json.loads(path.read_text())["request_id"] for path in sidecars} == {job}
+        record("Two processes queue the same edit at once", server, None,
+               "one submits, the other follows its job")
+
+
+async def test_a_result_a_full_disk_could_not_store_is_fetched_from_fal_after_a_restart(tmp_path):
+    with StandInServer(processing_delay=0.3) as server:
+        first = _start_edit(tmp_path, server, full_disk=True)
+        _, stderr = first.communicate(timeout=60)
+        assert first.returncode == 0, stderr.decode()
+        (job,) = server.jobs
+        (entry,) = ledger_for(default_result_cache().directory).entries()
+        assert entry.request_id == job and entry.state == "completed"
+        second = _start_edit(tmp_path, server, output="again")
+        _, stderr = second.communicate(timeout=60)
+        assert second.returncode == 0, stderr.decode()
+        assert len(server.submits()) == 1 and billed(server) == [job]
+        (sidecar,) = (tmp_path / "again").glob("*.json")
+        assert json.loads(sidecar.read_text())["request_id"] == job
+        assert not list(ledger_for(default_result_cache().directory).entries())
+        record("Result cache cannot store (disk full), then a restart", server, None,
+               "fetched from fal by its id: 0 submits")
 
 
 async def test_jobs_left_by_a_dead_process_are_collected_when_the_pack_loads(tmp_path):
