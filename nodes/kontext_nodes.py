@@ -15,6 +15,7 @@ from ..kontext.progress import ProgressReporter
 from .client_pool import shared_client
 from .comfy_bridge import NodeBridge
 from .comfy_paths import node_result_cache
+from .compatibility import accept_retired_inputs
 from .image_tensors import stack_results
 from .node_inputs import node_input_types, reference_socket
 from .references import collect_references, count_frames
@@ -40,8 +41,10 @@ class _KontextNode:
     async def edit(self, unique_id: str | None = None, **inputs: Any) -> tuple[Any, int, str]:
         """Every widget arrives by its table name; references by their socket names."""
         bridge = NodeBridge(unique_id)
-        progress = ProgressReporter(bridge.show, log_prefix=f"[{type(self).__name__} #{unique_id}] ")
+        log_prefix = f"[{type(self).__name__} #{unique_id}] "
+        progress = ProgressReporter(bridge.show, log_prefix=log_prefix)
         try:
+            inputs = accept_retired_inputs(type(self).__name__, inputs, log_prefix)
             request = EditRequest.from_inputs(self._model(inputs), {**p.defaults(), **inputs})
             request.validate(count_frames(inputs, self.REFERENCE_INPUTS))
             options = p.check_options(inputs)
@@ -87,7 +90,7 @@ class FalKontextMulti(_KontextNode):
         return node_input_types(
             {"images": reference_socket("Reference images; every frame of the batch is one "
                                         "reference, in batch order (image 1, image 2, ...).")},
-            {name: reference_socket(more) for name in cls.REFERENCE_INPUTS[1:]})
+            {name: reference_socket(more) for name in cls.REFERENCE_INPUTS[1:]}, cls.__name__)
 
 
 class FalKontextEdit(_KontextNode):
@@ -97,7 +100,8 @@ class FalKontextEdit(_KontextNode):
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
-        return node_input_types({"image": reference_socket("The image to edit (one frame).")}, {})
+        return node_input_types({"image": reference_socket("The image to edit (one frame).")}, {},
+                                cls.__name__)
 
 
 NODE_CLASS_MAPPINGS = {"FalKontextMulti": FalKontextMulti, "FalKontextEdit": FalKontextEdit}
