@@ -12,6 +12,7 @@ from ..kontext import parameters as p
 from ..kontext.edit_request import EditRequest
 from ..kontext.pipeline import EditOptions, EditResult, run_edit
 from ..kontext.progress import ProgressReporter
+from ..version import pack_version
 from .client_pool import shared_client
 from .comfy_bridge import NodeBridge
 from .comfy_paths import node_result_cache
@@ -61,7 +62,9 @@ class _KontextNode:
             raise
         images = await asyncio.to_thread(stack_results, [image.decoded for image in result.images])
         seed = result.seed if result.seed is not None else request.checked_values().get("seed")
-        return images, int(seed or 0), json.dumps(result.info)
+        # Which release of the pack made this output, for bug reports; added here so that the
+        # pipeline's `info` (shared with the CLI) stays a record of the fal job alone.
+        return images, int(seed or 0), json.dumps({**result.info, "pack_version": pack_version()})
 
     def _model(self, inputs: dict[str, Any]) -> m.KontextModel:
         tier = inputs.get(p.MODEL, p.BY_NAME[p.MODEL].default)
