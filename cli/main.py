@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from ..client import AuthError, ConfigurationError, FalClient, FalError, ValidationError
+from ..jobs.lifecycle import EndingKind, JobEnding
+from ..jobs.store import default_job_store
+from ..jobs.words import cancelled_line
 from ..kontext import models as m
 from ..kontext import parameters as p
 from ..kontext.edit_request import EditRequest
 from ..kontext.errors import InvalidInputError
 from ..kontext.pipeline import EditOptions, EditResult, run_edit
-from ..kontext.result_cache import default_result_cache
 from ..version import DISTRIBUTION, pack_version
 from .files import load_reference, write_results
 from .progress_bar import progress_sink
@@ -101,7 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result = _run_until_interrupted(args)
     except KeyboardInterrupt:
-        ending = getattr(args.reporter, "ending", None) or "Cancelled · nothing was sent to fal"
+        ending = (getattr(args.reporter, "ending", None)
+                  or cancelled_line(JobEnding(EndingKind.NEVER_SUBMITTED)))
         print(f"Interrupted. {ending}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except FalError as error:
@@ -146,12 +149,12 @@ async def _edit(args: argparse.Namespace) -> EditResult:
                   for i, path in enumerate(args.references)]
     run_options = EditOptions(transport=options["reference_transport"],
                               timeout=options["timeout_seconds"], nsfw_policy=options["nsfw_policy"])
-    cache = None if args.no_result_cache or args.offline else default_result_cache()
+    store = default_job_store(use_result_cache=not (args.no_result_cache or args.offline))
     with _fal_origin(args.offline) as (key, base_url), progress_sink(args.quiet) as reporter:
         args.reporter = reporter
         async with FalClient(key, base_url=base_url) as client:
             return await run_edit(client, request, references, options=run_options,
-                                  progress=reporter, result_cache=cache)
+                                  progress=reporter, store=store)
 
 
 @contextlib.contextmanager

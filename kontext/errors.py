@@ -6,6 +6,7 @@ failure with its one-line message; the transport and protocol errors stay in `cl
 from __future__ import annotations
 
 from ..client.errors import FalError
+from ..jobs.errors import DecodeError, SafetyFilterError  # noqa: F401 - the pack's errors in one place
 
 
 class KontextError(FalError):
@@ -22,11 +23,3 @@ class InvalidInputError(KontextError):
 
 class SpendCapError(KontextError):
     """A run would push this process's spending above FAL_KONTEXT_MAX_SPEND_USD."""
-
-
-class DecodeError(KontextError):
-    """Bytes that should be an image could not be decoded (corrupt, unsupported, too large)."""
-
-
-class SafetyFilterError(KontextError):
-    """fal's safety checker flagged result images (has_nsfw_concepts) and the policy refuses them."""

@@ -15,7 +15,7 @@ from ..kontext.progress import ProgressReporter
 from ..version import pack_version
 from .client_pool import shared_client
 from .comfy_bridge import NodeBridge
-from .comfy_paths import node_result_cache
+from .comfy_paths import node_job_store
 from .compatibility import accept_retired_inputs
 from .image_tensors import stack_results
 from .node_inputs import node_input_types, reference_socket
@@ -78,7 +78,7 @@ class _KontextNode:
                    progress: ProgressReporter, use_result_cache: bool) -> EditResult:
         async with shared_client() as client:
             return await run_edit(client, request, references, options=options, progress=progress,
-                                  result_cache=node_result_cache() if use_result_cache else None)
+                                  store=node_job_store(use_result_cache))
 
 
 class FalKontextMulti(_KontextNode):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 from PIL import Image
 
@@ -39,3 +40,11 @@ def allow_short_timeouts(monkeypatch, seconds: float = 0.1) -> None:
     from fal_kontext.kontext import parameters
     entry = parameters.BY_NAME["timeout_seconds"]
     monkeypatch.setitem(parameters.BY_NAME, "timeout_seconds", dataclasses.replace(entry, low=seconds))
+
+
+def stored_bytes(cache) -> int:
+    """Bytes of complete entries in a result cache directory (0 when there is none)."""
+    root = Path(cache.directory)
+    if not root.is_dir():
+        return 0
+    return sum(path.stat().st_size for path in root.glob("??/*/*") if path.is_file())

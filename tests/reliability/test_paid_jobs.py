@@ -22,13 +22,15 @@ import pytest
 from fake_comfy import FakeComfy
 from node_calls import call_node, solid
 from fal_kontext.client import FalClient, FalTimeoutError
-from fal_kontext.kontext.job_ledger import ledger_for
-from fal_kontext.kontext.job_tracker import PROCESS_JOBS
-from fal_kontext.kontext.result_cache import default_result_cache
+from fal_kontext.jobs.ledger import ledger_for
+from fal_kontext.jobs.result_images import decode_image
+from fal_kontext.jobs.runner import PROCESS_JOBS
+from fal_kontext.jobs.store import JobStore
+from fal_kontext.jobs.result_cache import default_result_cache
 from fal_kontext.nodes.kontext_nodes import FalKontextMulti
 from fal_kontext.standin import StandInServer
 from results_book import table
-from support import allow_short_timeouts, TEST_KEY, png_bytes, wait_until
+from support import allow_short_timeouts, TEST_KEY, png_bytes, stored_bytes, wait_until
 
 pytestmark = pytest.mark.anyio
 RED = (0.9, 0.1, 0.1)
@@ -90,7 +92,7 @@ async def rerun_is_free(server, first_job: str) -> None:
 
 def cached_entries() -> int:
     cache = default_result_cache()
-    return 0 if cache is None else int(cache.total_bytes() > 0)
+    return 0 if cache is None else int(stored_bytes(cache) > 0)
 
 
 def last_status_text(server) -> str:
@@ -124,7 +126,7 @@ async def test_a_cancel_fal_ignores_still_delivers_the_result_it_bills(fal):
     fal.ignore_cancel_in_progress = True
     seconds = await cancel_and_time(fal, node)
     assert seconds < PROMPT_RETURN_SECONDS
-    assert "asked to cancel" in last_status_text(fal)
+    assert last_status_text(fal) == "Cancelled · fal may still bill $0.04; the result will be kept"
     await wait_until(lambda: cached_entries())
     (job,) = fal.jobs
     assert billed(fal) == [job] and len(fal.cancels()) == 1
@@ -172,9 +174,8 @@ async def test_two_identical_nodes_in_one_prompt_share_one_job(fal):
     shared = sorted(bool(json.loads(node[2]).get("shared_job")) for node in (first, second))
     assert shared == [False, True]
     finals = [text for _, text in fal.comfy.texts if text.startswith("Done")]
-    assert any("billed by fal" in text for text in finals)
-    assert any(f"from fal request {job[:8]}, already paid for · nothing billed again" in text
-               for text in finals)
+    assert "Done · 1 image · $0.04" in finals
+    assert f"Done · 1 image · from fal request {job[:8]}, already paid · $0 (saved $0.04)" in finals
     await rerun_is_free(fal, job)
     record("Two identical nodes in one prompt", fal, None, "0 submits, first job's image")
 
@@ -256,9 +257,9 @@ async def test_jobs_left_by_a_dead_process_are_collected_when_the_pack_loads(tmp
         (job,) = server.jobs
         cache = default_result_cache()
         async with FalClient(key=TEST_KEY, base_url=server.base_url) as client:
-            flights = PROCESS_JOBS.collect_left_jobs(client, ledger_for(cache.directory), cache)
+            flights = PROCESS_JOBS.collect_left_jobs(client, JobStore.beside(cache), decode_image)
             assert [f.request_id for f in flights] == [job]
-            await wait_until(lambda: cache.total_bytes() > 0)
+            await wait_until(lambda: stored_bytes(cache) > 0)
         second = _start_edit(tmp_path, server)
         _, stderr = second.communicate(timeout=60)
         assert second.returncode == 0, stderr.decode()
@@ -278,7 +279,7 @@ async def test_queue_again_right_after_cancel(fal, fal_ignores_the_cancel):
     first = next(iter(fal.jobs))
     if fal_ignores_the_cancel:
         assert json.loads(info)["request_id"] == first and len(fal.submits()) == 1
-        assert json.loads(info)["shared_job"] and "nothing billed again" in last_status_text(fal)
+        assert json.loads(info)["shared_job"] and "already paid · $0 (saved $0.04)" in last_status_text(fal)
     else:
         assert json.loads(info)["request_id"] != first and len(fal.submits()) == 2
         assert billed(fal) == [json.loads(info)["request_id"]]

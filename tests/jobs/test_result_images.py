@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from fal_kontext.kontext.errors import DecodeError
-from fal_kontext.kontext.result_images import decode_image
+from fal_kontext.jobs.result_images import decode_image
 
 
 def png_bytes(image: Image.Image) -> bytes:
