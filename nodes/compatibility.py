@@ -63,8 +63,9 @@ class RetiredInput:
 
 
 # Nothing has been renamed or removed yet. An entry looks like
-#   RetiredInput("FalKontextMulti", "guidance", retired_in="0.3.0", accepted_until="0.4.0",
-#                replaced_by="guidance_scale"),
+#   RetiredInput("FalKontextMulti", "encoding", retired_in="0.3.0", accepted_until="0.4.0",
+#                replaced_by="reference_encoding"),
+# where the successor is an optional input: a prompt saved with the old name lacks the new one.
 RETIRED_INPUTS: tuple[RetiredInput, ...] = ()
 
 
