@@ -24,6 +24,7 @@ from ..kontext import parameters as p
 from ..kontext.edit_request import EditRequest
 from ..kontext.errors import InvalidInputError
 from ..kontext.pipeline import EditOptions, EditResult, run_edit
+from ..version import DISTRIBUTION, pack_version
 from .files import load_reference, write_results
 from .progress_bar import progress_sink
 
@@ -37,6 +38,7 @@ DEMO_PROMPT = "Put the little duckling from image 2 on the t-shirt of the person
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m fal_kontext",
                                      description="FLUX.1 Kontext multi-image editing on fal.ai.")
+    parser.add_argument("--version", action="version", version=f"{DISTRIBUTION} {pack_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     edit = commands.add_parser("edit", help="edit with reference images (billed unless --offline)")
     edit.add_argument("references", nargs="+", type=Path, metavar="REF",

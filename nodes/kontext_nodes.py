@@ -12,9 +12,11 @@ from ..kontext import parameters as p
 from ..kontext.edit_request import EditRequest
 from ..kontext.pipeline import EditOptions, EditResult, run_edit
 from ..kontext.progress import ProgressReporter
+from ..version import pack_version
 from .client_pool import shared_client
 from .comfy_bridge import NodeBridge
 from .comfy_paths import node_job_store
+from .compatibility import accept_retired_inputs
 from .image_tensors import stack_results
 from .node_inputs import node_input_types, reference_socket
 from .references import collect_references, count_frames
@@ -40,8 +42,10 @@ class _KontextNode:
     async def edit(self, unique_id: str | None = None, **inputs: Any) -> tuple[Any, int, str]:
         """Every widget arrives by its table name; references by their socket names."""
         bridge = NodeBridge(unique_id)
-        progress = ProgressReporter(bridge.show, log_prefix=f"[{type(self).__name__} #{unique_id}] ")
+        log_prefix = f"[{type(self).__name__} #{unique_id}] "
+        progress = ProgressReporter(bridge.show, log_prefix=log_prefix)
         try:
+            inputs = accept_retired_inputs(type(self).__name__, inputs, log_prefix)
             request = EditRequest.from_inputs(self._model(inputs), {**p.defaults(), **inputs})
             request.validate(count_frames(inputs, self.REFERENCE_INPUTS))
             options = p.check_options(inputs)
@@ -58,7 +62,9 @@ class _KontextNode:
             raise
         images = await asyncio.to_thread(stack_results, [image.decoded for image in result.images])
         seed = result.seed if result.seed is not None else request.checked_values().get("seed")
-        return images, int(seed or 0), json.dumps(result.info)
+        # Which release of the pack made this output, for bug reports; added here so that the
+        # pipeline's `info` (shared with the CLI) stays a record of the fal job alone.
+        return images, int(seed or 0), json.dumps({**result.info, "pack_version": pack_version()})
 
     def _model(self, inputs: dict[str, Any]) -> m.KontextModel:
         tier = inputs.get(p.MODEL, p.BY_NAME[p.MODEL].default)
@@ -87,7 +93,7 @@ class FalKontextMulti(_KontextNode):
         return node_input_types(
             {"images": reference_socket("Reference images; every frame of the batch is one "
                                         "reference, in batch order (image 1, image 2, ...).")},
-            {name: reference_socket(more) for name in cls.REFERENCE_INPUTS[1:]})
+            {name: reference_socket(more) for name in cls.REFERENCE_INPUTS[1:]}, cls.__name__)
 
 
 class FalKontextEdit(_KontextNode):
@@ -97,7 +103,8 @@ class FalKontextEdit(_KontextNode):
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
-        return node_input_types({"image": reference_socket("The image to edit (one frame).")}, {})
+        return node_input_types({"image": reference_socket("The image to edit (one frame).")}, {},
+                                cls.__name__)
 
 
 NODE_CLASS_MAPPINGS = {"FalKontextMulti": FalKontextMulti, "FalKontextEdit": FalKontextEdit}

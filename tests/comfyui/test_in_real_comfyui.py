@@ -22,6 +22,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from comfy_rules import widget_slots
 from comfyui_process import (
     COMFYUI_DIR,
     COMFYUI_PYTHON,
@@ -31,6 +32,7 @@ from comfyui_process import (
     link_pack,
     messages,
 )
+from fal_kontext import NODE_CLASS_MAPPINGS
 from fal_kontext.nodes.price_route import PRICES_ROUTE, price_table
 from fal_kontext.nodes.sample_inputs import sample_files
 from fal_kontext.standin import StandInServer
@@ -38,6 +40,9 @@ from fal_kontext.standin import StandInServer
 WORKFLOWS = PACK_ROOT / "workflows"
 API_WORKFLOWS = sorted((WORKFLOWS / "api").glob("*.json"))
 UI_WORKFLOWS = sorted(WORKFLOWS.glob("*.json"))
+# The API prompts the first release shipped, byte for byte (tests/compat/fixtures/0.1.0/).
+API_PROMPTS_0_1_0 = sorted((Path(__file__).resolve().parents[1] / "compat" / "fixtures" / "0.1.0"
+                            / "api").glob("*.json"))
 KONTEXT_NODES = ("FalKontextMulti", "FalKontextEdit")
 TEST_KEY = "test-key-123"
 
@@ -144,6 +149,21 @@ def test_nodes_appear_in_object_info_with_their_inputs(comfy, node_type, sockets
         assert {"image_2", "image_3", "image_4"} <= set(info["input"]["optional"])
 
 
+@pytest.mark.parametrize("node_type", KONTEXT_NODES)
+def test_object_info_gives_the_frontend_the_widget_order_saved_workflows_expect(comfy, node_type):
+    """The frontend lays widgets out from /object_info's input_order, required then optional;
+    the 0.1.0 layout must come first, unchanged."""
+    server, _ = comfy
+    info = server.get(f"/object_info/{node_type}")[node_type]
+    ordered = {section: {name: info["input"][section][name] for name in info["input_order"][section]}
+               for section in ("required", "optional")}
+    slots = widget_slots(ordered)
+    assert slots == widget_slots(NODE_CLASS_MAPPINGS[node_type].INPUT_TYPES())
+    released = json.loads((Path(__file__).resolve().parents[1] / "compat" / "interfaces"
+                           / "0.1.0.json").read_text(encoding="utf-8"))["nodes"][node_type]
+    assert slots[:len(released["widgets"])] == released["widgets"]
+
+
 def test_workflow_templates_lists_our_ui_workflows(comfy):
     server, pack_folder = comfy
     assert UI_WORKFLOWS, "no UI-format workflows in workflows/"
@@ -176,6 +196,26 @@ def test_api_workflow_runs(comfy, standin, path):
         assert image.is_file() and image.stat().st_size > 0, image
     assert len(standin.submits()) == len(kontext_nodes), [r.path for r in standin.requests]
     assert not standin.cancels()
+
+
+@pytest.mark.parametrize("path", API_PROMPTS_0_1_0, ids=[path.stem for path in API_PROMPTS_0_1_0])
+def test_api_prompts_saved_with_0_1_0_still_run(comfy, standin, path):
+    """Posted as shipped: no reference_encoding, which ComfyUI once refused as missing."""
+    server, _ = comfy
+    prompt = _load(path)
+    kontext_nodes = _kontext_node_ids(prompt)
+    assert kontext_nodes and all("reference_encoding" not in prompt[node_id]["inputs"]
+                                 for node_id in kontext_nodes)
+    standin.clear_requests()
+    entry = server.run(prompt)  # queue() fails on node_errors, run() on anything but success
+    assert server.saved_images(entry), entry["outputs"]
+    submits = standin.submits()
+    assert len(submits) == len(kontext_nodes), [r.path for r in standin.requests]
+    for node_id, submit in zip(kontext_nodes, submits):
+        saved = prompt[node_id]["inputs"]
+        body = submit.json()
+        assert (body["prompt"], body["seed"], body["num_images"]) == (
+            saved["prompt"], saved["seed"], saved["num_images"])
 
 
 def test_prompts_after_the_first_run_in_their_own_event_loop(comfy, standin):

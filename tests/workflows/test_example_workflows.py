@@ -10,11 +10,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 
+from comfy_rules import load_image_like_comfyui, widget_slots
 from fal_kontext import NODE_CLASS_MAPPINGS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,15 +56,8 @@ def is_socket(kind: Any) -> bool:
 
 
 def expected_widgets(node_class) -> list[str]:
-    """widgets_values layout: non-socket required inputs in order, a control value after seed."""
-    names = []
-    for name, (kind, options) in node_class.INPUT_TYPES()["required"].items():
-        if is_socket(kind):
-            continue
-        names.append(name)
-        if options.get("control_after_generate"):
-            names.append(f"{name}:control_after_generate")
-    return names
+    """widgets_values layout: widget inputs, required then optional, a control value after seed."""
+    return widget_slots(node_class.INPUT_TYPES())
 
 
 def ui_widget_values(node: dict[str, Any]) -> dict[str, Any]:
@@ -95,13 +88,6 @@ def check_value(name: str, kind: Any, options: dict[str, Any], value: Any) -> No
 def is_link(value: Any) -> bool:
     return isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) \
         and isinstance(value[1], int)
-
-
-def load_image_like_comfyui(path: Path) -> torch.Tensor:
-    """What ComfyUI's LoadImage outputs for a single-frame file: float32 [1,H,W,3] in 0..1."""
-    with Image.open(path) as image:
-        rgb = ImageOps.exif_transpose(image).convert("RGB")
-        return torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0)[None]
 
 
 def paired(path: Path) -> pytest.param:
