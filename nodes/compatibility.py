@@ -36,6 +36,20 @@ RELEASED_WIDGETS: dict[str, tuple[str, ...]] = {
     "FalKontextEdit": _KONTEXT_0_1_0,
 }
 
+# Inputs added after a node's first release -> the value that does what that release did, used
+# when a saved prompt lacks the input (an API prompt from then). New nodes get the table default.
+# 0.1.0 sent every reference as lossless PNG.
+VALUES_WHEN_ABSENT: dict[str, dict[str, Any]] = {
+    "FalKontextMulti": {"reference_encoding": "lossless"},
+    "FalKontextEdit": {"reference_encoding": "lossless"},
+}
+
+
+def with_old_behaviour(node_id: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """`inputs` with every later-added input a saved prompt lacks set to its old behaviour."""
+    return {**VALUES_WHEN_ABSENT.get(node_id, {}), **inputs}
+
+
 # The type retired names are declared with under "hidden": ComfyUI hands a hidden input's value
 # through as it is and fills it only for the types it knows (UNIQUE_ID, PROMPT, ...).
 RETIRED_INPUT_TYPE = "FAL_KONTEXT_RETIRED_INPUT"

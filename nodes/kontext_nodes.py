@@ -16,7 +16,7 @@ from ..version import pack_version
 from .client_pool import shared_client
 from .comfy_bridge import NodeBridge
 from .comfy_paths import node_job_store
-from .compatibility import accept_retired_inputs
+from .compatibility import accept_retired_inputs, with_old_behaviour
 from .image_tensors import stack_results
 from .node_inputs import node_input_types, reference_socket
 from .references import collect_references, count_frames
@@ -45,7 +45,8 @@ class _KontextNode:
         log_prefix = f"[{type(self).__name__} #{unique_id}] "
         progress = ProgressReporter(bridge.show, log_prefix=log_prefix)
         try:
-            inputs = accept_retired_inputs(type(self).__name__, inputs, log_prefix)
+            node_id = type(self).__name__
+            inputs = with_old_behaviour(node_id, accept_retired_inputs(node_id, inputs, log_prefix))
             request = EditRequest.from_inputs(self._model(inputs), {**p.defaults(), **inputs})
             request.validate(count_frames(inputs, self.REFERENCE_INPUTS))
             options = p.check_options(inputs)

@@ -133,8 +133,8 @@ def _sent_format(standin) -> str:
 async def test_a_renamed_input_is_mapped_with_one_warning_line(fal_env, retired, caplog):
     caplog.set_level(logging.WARNING, logger=LOGGER)
     await call_node(FalKontextMulti, prompt="p", images=photo(), reference_transport="data_uri",
-                    encoding="LOSSLESS")
-    assert _sent_format(fal_env) == "data:image/png", "the old name's value was used"
+                    encoding="AUTO")
+    assert _sent_format(fal_env) == "data:image/jpeg", "the old name's value was used"
     (record,) = [r for r in caplog.records if r.name == LOGGER]
     assert record.levelno == logging.WARNING and "\n" not in record.getMessage()
     assert record.getMessage().startswith("[FalKontextMulti #7] ")
@@ -142,9 +142,10 @@ async def test_a_renamed_input_is_mapped_with_one_warning_line(fal_env, retired,
         in record.getMessage()
 
 
-async def test_the_unmapped_run_differs(fal_env):
+async def test_a_prompt_saved_before_an_input_existed_gets_what_that_release_did(fal_env):
+    # 0.1.0 sent every reference as lossless PNG; `auto` (the widget's default) would send JPEG.
     await call_node(FalKontextMulti, prompt="p", images=photo(), reference_transport="data_uri")
-    assert _sent_format(fal_env) == "data:image/jpeg"
+    assert _sent_format(fal_env) == "data:image/png"
 
 
 async def test_the_new_name_wins_when_both_are_given(fal_env, retired, caplog):
