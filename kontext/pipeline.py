@@ -143,8 +143,7 @@ async def _run_job(client: FalClient, request: EditRequest, references: Sequence
                 state.release(spending)
             raise
         except FalError as error:
-            ending = ticket.job.ending
-            if ending is None or ending.nothing_billed:
+            if ticket.ending is None or ticket.ending.nothing_billed:
                 state.release(spending)
             if attempt == 2 or not ticket.may_run_anew(error):
                 raise

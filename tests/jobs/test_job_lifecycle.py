@@ -40,7 +40,7 @@ P = JobPhase
 def runner():
     runner = JobRunner()
     yield runner
-    runner.reset()
+    runner.close()
 
 
 @pytest.fixture
