@@ -2,21 +2,14 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
-from ..client.errors import FalError
 from ..kontext.errors import InvalidInputError
 from ..kontext import models as m
 from ..kontext import parameters as p
 from ..kontext.edit_request import EditRequest
-from ..kontext.pipeline import EditOptions, EditResult, run_edit
-from ..kontext.progress import ProgressReporter
-from .client_pool import shared_client
-from .comfy_bridge import NodeBridge
-from .comfy_paths import node_result_cache
-from .image_tensors import stack_results
 from .node_inputs import node_input_types, reference_socket
+from .node_runs import NodeRun, node_outputs
 from .references import collect_references, count_frames
 
 CATEGORY = "api node/image/fal Kontext"
@@ -39,26 +32,16 @@ class _KontextNode:
 
     async def edit(self, unique_id: str | None = None, **inputs: Any) -> tuple[Any, int, str]:
         """Every widget arrives by its table name; references by their socket names."""
-        bridge = NodeBridge(unique_id)
-        progress = ProgressReporter(bridge.show, log_prefix=f"[{type(self).__name__} #{unique_id}] ")
-        try:
+        run = NodeRun(type(self).__name__, unique_id)
+        with run.failures_shown():
             request = EditRequest.from_inputs(self._model(inputs), {**p.defaults(), **inputs})
             request.validate(count_frames(inputs, self.REFERENCE_INPUTS))
             options = p.check_options(inputs)
             references = await asyncio.to_thread(collect_references, inputs, self.REFERENCE_INPUTS,
                                                  options["max_reference_megapixels"],
                                                  options["reference_encoding"])
-            run_options = EditOptions(transport=options["reference_transport"],
-                                      timeout=options["timeout_seconds"],
-                                      nsfw_policy=options["nsfw_policy"])
-            result = await bridge.run_interruptible(
-                self._run(request, references, run_options, progress, options["use_result_cache"]))
-        except FalError as error:
-            progress.failed(str(error))  # the status line ends with the same words as the error
-            raise
-        images = await asyncio.to_thread(stack_results, [image.decoded for image in result.images])
-        seed = result.seed if result.seed is not None else request.checked_values().get("seed")
-        return images, int(seed or 0), json.dumps(result.info)
+            result = await run.run(request, references, options)
+        return await node_outputs(result, request)
 
     def _model(self, inputs: dict[str, Any]) -> m.KontextModel:
         tier = inputs.get(p.MODEL, p.BY_NAME[p.MODEL].default)
@@ -66,13 +49,6 @@ class _KontextNode:
         if model is None:
             raise InvalidInputError(p.MODEL, f"must be one of {', '.join(self.MODELS)}; got {tier!r}")
         return model
-
-    @staticmethod
-    async def _run(request: EditRequest, references: list, options: EditOptions,
-                   progress: ProgressReporter, use_result_cache: bool) -> EditResult:
-        async with shared_client() as client:
-            return await run_edit(client, request, references, options=options, progress=progress,
-                                  result_cache=node_result_cache() if use_result_cache else None)
 
 
 class FalKontextMulti(_KontextNode):

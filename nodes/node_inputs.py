@@ -1,4 +1,5 @@
-"""INPUT_TYPES of the Kontext nodes, derived from the parameter table (`kontext/parameters.py`).
+"""INPUT_TYPES of the nodes, derived from their parameter tables (`kontext/parameters.py`,
+`kontext/flux2_parameters.py`).
 
 The order of widgets is part of every saved workflow (widgets_values is positional): the table
 keeps it; new entries go at its end.
@@ -31,9 +32,10 @@ def widget(parameter: p.Parameter) -> tuple[str | list[str], dict[str, Any]]:
 
 
 def node_input_types(reference_sockets: dict[str, tuple[str, dict[str, Any]]],
-                     optional_sockets: dict[str, tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+                     optional_sockets: dict[str, tuple[str, dict[str, Any]]],
+                     table: p.ParameterTable = p.TABLE) -> dict[str, Any]:
     """The prompt, then the reference sockets, then every other widget in table order."""
-    first, *rest = p.PARAMETERS
+    first, *rest = table.parameters
     return {
         "required": {first.name: widget(first), **reference_sockets,
                      **{parameter.name: widget(parameter) for parameter in rest}},
