@@ -167,8 +167,15 @@ def downscaled_size(width: int, height: int, max_megapixels: float) -> tuple[int
     if max_megapixels <= 0 or width * height <= limit:
         return width, height
     scale = math.sqrt(limit / (width * height))
-    # Floor both sides so the result never exceeds the limit.
-    return max(1, math.floor(width * scale)), max(1, math.floor(height * scale))
+    # Floor both sides so the result never exceeds the limit...
+    new_width, new_height = max(1, math.floor(width * scale)), max(1, math.floor(height * scale))
+    # ...unless a side stopped at 1 pixel (a 1 x 5,000,000 strip): then the other one gives.
+    if new_width * new_height > limit:
+        if new_width == 1:
+            new_height = max(1, math.floor(limit))
+        else:
+            new_width = max(1, math.floor(limit))
+    return new_width, new_height
 
 
 def downscale_frame(frame: np.ndarray, max_megapixels: float) -> np.ndarray:
