@@ -78,7 +78,12 @@ PARAMETERS: tuple[Parameter, ...] = (
                 f"{f.DEFAULT_MAX_REFERENCE_MEGAPIXELS:g} keeps each reference under one billed MP; "
                 "raise it for fine detail such as small text, at that price."),
     _SHARED["timeout_seconds"],
-    _SHARED["nsfw_policy"],
+    dataclasses.replace(
+        _SHARED["nsfw_policy"],
+        tooltip="What to do with result images fal flags as NSFW: drop them (error if none "
+                "remain), error, or keep them. FLUX.2's answer carries no such flags today (a "
+                "result its safety checker refuses comes back as fal's error); this applies if "
+                "fal adds them."),
     _SHARED["use_result_cache"],
     _SHARED["reference_encoding"],
 )

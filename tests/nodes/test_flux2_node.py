@@ -15,6 +15,7 @@ from fal_kontext.kontext import flux2_models as f
 from fal_kontext.kontext.errors import InvalidInputError, SpendCapError
 from fal_kontext.nodes.flux2_nodes import FalFlux2Edit
 from fal_kontext.nodes.kontext_nodes import FalKontextEdit, FalKontextMulti
+from fal_kontext.nodes.references import sent_reference_sizes
 from fal_kontext.standin import StandInServer
 from support import TEST_KEY
 
@@ -105,6 +106,28 @@ def test_every_input_has_a_tooltip_and_flex_fields_say_they_are_flex_only():
         assert "[flex] only" in spec["required"][name][1]["tooltip"]
         assert "not sent" in spec["required"][name][1]["tooltip"]
     assert "$0.015" in spec["required"]["model"][1]["tooltip"]
+
+
+def test_reference_sizes_as_sent_are_read_from_the_tensors_in_socket_then_batch_order():
+    # Shapes only: nothing is converted, so a broadcast view stands in for two 12 MP frames.
+    inputs = {"images": torch.zeros(1, 1, 1, 3).expand(2, 3000, 4000, 3),
+              "image_3": torch.zeros(48, 64, 4), "image_2": None}
+    assert sent_reference_sizes(inputs, FalFlux2Edit.REFERENCE_INPUTS, 1.0) == [
+        (1154, 866), (1154, 866), (64, 48)]
+    assert sent_reference_sizes(inputs, FalFlux2Edit.REFERENCE_INPUTS, 0) == [
+        (4000, 3000), (4000, 3000), (64, 48)]
+
+
+async def test_a_short_timeout_cancels_the_flux2_job(monkeypatch):
+    from support import allow_short_timeouts
+    from fal_kontext.client import FalTimeoutError
+    allow_short_timeouts(monkeypatch, 0.1)
+    with StandInServer(processing_delay=30) as server:
+        monkeypatch.setenv("FAL_KEY", TEST_KEY)
+        monkeypatch.setenv("FAL_KONTEXT_BASE_URL", server.base_url)
+        with pytest.raises(FalTimeoutError, match="cancel"):
+            await call_node(FalFlux2Edit, prompt="p", images=solid(RED), timeout_seconds=1)
+        assert len(server.cancels()) == 1 and not server.billed_jobs()
 
 
 # --- runs ------------------------------------------------------------------------------------------
