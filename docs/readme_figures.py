@@ -45,6 +45,11 @@ noise itself: no JPEG or WebP setting gets 40 dB on it below ~40 % of a PNG (eve
 measured is in bench/results.md), while the quality scale (q94) dropped to 35.5 dB. **P3**
 counts the pack's conversion, hash and colour count (~5 ms) on top of the encoder."""
 
+BENCH_FLUX2 = """**F1: what the reference downscale saves on FLUX.2.** FLUX.2 bills the references' megapixels
+like the output's, so the pack's default `max_reference_megapixels` (1 on the FLUX.2 node) is a
+price decision as much as an upload one. The figures are the pack's price rule applied to the
+sizes it sends (the stand-in bills by the same rule):"""
+
 RELIABILITY_INTRO = """## Reliability, security and spend safety
 
 Every figure below comes from `FAL_KONTEXT_RECORD_RESULTS=1 python -m pytest tests/reliability`
@@ -100,6 +105,8 @@ def benchmarks_block() -> str:
         "**Scaling** — overhead grows linearly with input bytes, at about a sixth of the "
         "baseline's slope (the plot, bench/scaling.png, is drawn when matplotlib is installed):",
         bold_table(markdown_section(report, "scaling"), "Straight-line fit"),
+        BENCH_FLUX2,
+        bold_table(markdown_section(report, "flux2_price"), "FLUX.2 price of one edit"),
     ])
 
 

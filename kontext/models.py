@@ -100,3 +100,5 @@ PNG_GRAPHIC_COMPRESS_LEVEL = 6
 # 1.1 keeps every one of them untouched and sends nothing the model would throw away.
 DEFAULT_MAX_REFERENCE_MEGAPIXELS = 1.1
 MAX_REFERENCE_MEGAPIXELS_LIMIT = 64.0
+# The unit of max_reference_megapixels: a million pixels (fal's FLUX.2 bills by 1024 x 1024).
+PIXELS_PER_MEGAPIXEL = 1_000_000

@@ -22,7 +22,7 @@ from ..jobs.store import JobStore, default_job_store
 from ..jobs.words import done_line, timeout_text
 from . import models as m
 from . import parameters as p
-from .edit_request import EditRequest
+from .request_contract import FalEditRequest
 from .progress import ProgressReporter
 from .spending import PROCESS_SPENDING, SpendTracker
 
@@ -70,7 +70,7 @@ class _RunState:
         self.reserved_usd = 0.0
 
 
-async def run_edit(client: FalClient, request: EditRequest, references: Sequence[Reference], *,
+async def run_edit(client: FalClient, request: FalEditRequest, references: Sequence[Reference], *,
                    options: EditOptions = EditOptions(),
                    progress: ProgressReporter | None = None,
                    store: JobStore | None = None,
@@ -112,14 +112,14 @@ async def run_edit(client: FalClient, request: EditRequest, references: Sequence
     return result
 
 
-def request_key(request: EditRequest, reference_keys: Sequence[str]) -> str:
+def request_key(request: FalEditRequest, reference_keys: Sequence[str]) -> str:
     """The key of a run's job and stored result: the endpoint, every checked field and the
     references' identities (unique per call when fal picks the seed)."""
     return result_cache_key(request.model.endpoint_id, request.checked_values(), reference_keys,
                             reproducible=request.reproducible)
 
 
-async def _run_job(client: FalClient, request: EditRequest, references: Sequence[Reference],
+async def _run_job(client: FalClient, request: FalEditRequest, references: Sequence[Reference],
                    options: EditOptions, progress: ProgressReporter, store: JobStore, key: str,
                    spending: SpendTracker, decode: Decoder, runner: JobRunner,
                    state: _RunState) -> EditResult:
@@ -156,7 +156,7 @@ async def _run_job(client: FalClient, request: EditRequest, references: Sequence
     raise AssertionError("unreachable: the loop returns or raises")
 
 
-async def _lead(client: FalClient, request: EditRequest, references: Sequence[Reference],
+async def _lead(client: FalClient, request: FalEditRequest, references: Sequence[Reference],
                 options: EditOptions, progress: ProgressReporter, spending: SpendTracker,
                 ticket: Ticket, state: _RunState) -> None:
     """Reserve the spend, send the references, then hand the submit to the job."""
@@ -195,7 +195,7 @@ def _progress_listener(progress: ProgressReporter) -> Callable[[str, Any], None]
     return listener
 
 
-def _shared(result: EditResult, request: EditRequest) -> EditResult:
+def _shared(result: EditResult, request: FalEditRequest) -> EditResult:
     """A result this run followed but did not submit (another node's job for the same inputs,
     or one an earlier run left at fal): it was billed once, to that job, not again for this run."""
     info = {**result.info, "shared_job": True, "cost_saved_usd": request.estimated_cost_usd}
@@ -249,7 +249,7 @@ async def _uploaded_or_inline(client: FalClient, reference: Reference) -> str:
         return await _inline(reference)
 
 
-async def _from_cache(cached: CachedResult, request: EditRequest, progress: ProgressReporter,
+async def _from_cache(cached: CachedResult, request: FalEditRequest, progress: ProgressReporter,
                       decode: Decoder) -> EditResult:
     info = {**cached.info, "cached": True, "cost_saved_usd": request.estimated_cost_usd,
             "estimated_cost_usd": 0.0}

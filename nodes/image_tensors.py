@@ -14,7 +14,6 @@ import torch
 from PIL import Image, ImageOps
 
 from ..kontext.errors import InvalidInputError
-from ..kontext import models as m
 from ..kontext.reference_encoding import (PNG_ZLIB_STRATEGY, downscale_frame, encode_png,
                                           encode_reference)
 
