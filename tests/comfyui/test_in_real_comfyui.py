@@ -249,7 +249,7 @@ def test_api_prompts_saved_with_0_1_0_still_run(comfy, standin, path):
     """Posted as shipped: no reference_encoding, which ComfyUI once refused as missing."""
     server, _ = comfy
     prompt = _load(path)
-    kontext_nodes = _kontext_node_ids(prompt)
+    kontext_nodes = _pack_node_ids(prompt)
     assert kontext_nodes and all("reference_encoding" not in prompt[node_id]["inputs"]
                                  for node_id in kontext_nodes)
     standin.clear_requests()
