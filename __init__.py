@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "WEB_DIRECTORY", "__version__"]
 
 # ComfyUI serves this folder to the browser and loads its .js files (the price badge).
@@ -18,6 +17,10 @@ _NODE_EXPORTS = ("NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS")
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":  # from pyproject.toml, its one source (see version.py)
+        from .version import pack_version
+
+        return pack_version()
     if name in _NODE_EXPORTS:
         from . import nodes
 

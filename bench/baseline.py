@@ -14,7 +14,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .harness import ENDPOINT
+from fal_kontext.kontext.models import MULTI_MODELS
+
+ENDPOINT = MULTI_MODELS["pro"].endpoint_id
 
 
 def tensor_to_png(frame: torch.Tensor) -> bytes:

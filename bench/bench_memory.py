@@ -51,7 +51,7 @@ def _jpeg(side: int, seed: int) -> bytes:
 async def _pack_decode_stage(blobs: list[bytes]):
     """What the node does with fal's result bytes: decode each in a worker thread, then stack."""
     try:
-        from fal_kontext.kontext.result_images import decode_image
+        from fal_kontext.jobs.result_images import decode_image
     except ImportError:  # before the decoder moved out of the nodes package
         from fal_kontext.nodes.image_tensors import decode_image
     from fal_kontext.nodes.image_tensors import stack_results

@@ -20,9 +20,11 @@ from typing import Any, Awaitable, Callable, Sequence
 
 import torch
 
+from fal_kontext.kontext.models import MULTI_MODELS
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH_KEY = "bench-key"
-ENDPOINT = "fal-ai/flux-pro/kontext/multi"
+ENDPOINT = MULTI_MODELS["pro"].endpoint_id
 PROMPT = "put the object from image 2 into the scene of image 1"
 UPLOAD_ROUTES = ("token", "upload", "initiate", "put_upload")
 

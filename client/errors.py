@@ -20,8 +20,28 @@ KEY_HELP = (
 )
 
 
+# ComfyUI imports a pack by its folder path, so there this module is called
+# `<ComfyUI>/custom_nodes/fal-kontext.client.errors`, and ComfyUI's error report ("Show Report",
+# `exception_type` in /history) names a class by `__module__` + `__qualname__`: the user read a
+# file path. Every error class of the pack is therefore named by the pack's import name,
+# `fal_kontext.<module>`, the same wherever the pack is loaded from.
+_LOADED_AS = __name__.rsplit(".client.errors", 1)[0]  # "fal_kontext", or the folder's path
+IMPORT_NAME = "fal_kontext"
+
+
+def name_by_import_name(module: str) -> str:
+    """`module` as `fal_kontext.<...>` when it is one of the pack's modules, else unchanged."""
+    if module == _LOADED_AS or module.startswith(_LOADED_AS + "."):
+        return IMPORT_NAME + module[len(_LOADED_AS):]
+    return module
+
+
 class FalError(Exception):
     """Base of every error raised by the fal client (and, through subclasses, by the pack)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.__module__ = name_by_import_name(cls.__module__)  # see above: ComfyUI's report
 
     def __init__(self, message: str, *, request_id: str | None = None, status_code: int | None = None):
         self.request_id = request_id
@@ -36,6 +56,9 @@ class FalError(Exception):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r})"
+
+
+FalError.__module__ = name_by_import_name(FalError.__module__)
 
 
 
@@ -201,21 +224,3 @@ class DownloadError(FalError):
 
 class RequestRejectedError(FalStatusError):
     """fal refused a request for a reason not covered above (an unexpected 4xx)."""
-
-
-def name_errors_by_import_name(namespace: dict[str, Any], import_name: str) -> None:
-    """Give the exception classes defined in `namespace` the module name `import_name`.
-
-    ComfyUI imports a pack by its folder path, so there this module is called
-    `<ComfyUI>/custom_nodes/fal-kontext.client.errors`, and ComfyUI's error report ("Show Report",
-    `exception_type` in /history) names a class by `__module__` + `__qualname__`: the user saw a
-    file path. With this the report says `fal_kontext.client.errors.ContentPolicyError`, the
-    name the class has wherever the pack is loaded from."""
-    for value in namespace.values():
-        if isinstance(value, type) and issubclass(value, BaseException) \
-                and value.__module__ == namespace["__name__"]:
-            value.__module__ = import_name
-
-
-name_errors_by_import_name(globals(), "fal_kontext.client.errors")
-

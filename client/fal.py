@@ -20,7 +20,7 @@ from .logs import logger
 from .queue_types import (CancelOutcome, EndpointId, JobState, JobStatus, QueueUpdate,
                           RequestHandle)
 from .redaction import mask_key
-from .retry import NO_RETRY, RETRYABLE_STATUS, STATUS_RETRY, RetryPolicy, should_retry
+from .retry import NO_RETRY, RETRYABLE_STATUS, STATUS_RETRY, Backoff, RetryPolicy, should_retry
 from .status_watch import PollGaps, StatusWatcher
 from .storage import (SHARED_UPLOAD_CACHE, StorageToken, UploadCache, content_key,
                       lifecycle_header_value, storage_lifetime_seconds)
@@ -32,6 +32,9 @@ DEFAULT_UPLOAD_CONCURRENCY = 4
 CANCEL_CHECK_INTERVAL = 0.1  # how often `run` looks at should_cancel and the deadline
 CANCEL_REQUEST_TIMEOUT = 10.0  # a cancel must never hold up an interrupt for long
 SUBMIT_GRACE_SECONDS = 15.0  # how long an interrupted submit may finish so its job can be cancelled
+# `run` without a timeout: how long a job may wait for a runner at fal (its start deadline), and
+# so how long a rate-limited submit (429: fal took nothing) is waited out and sent again.
+DEFAULT_START_DEADLINE_SECONDS = 600.0
 LOG_TAIL_LINES = 5
 MAX_REDIRECTS = 5
 _CONNECT_RETRIES = 2  # httpx retries only failures to connect: safe even for a paid submit
@@ -79,7 +82,10 @@ class FalClient:
                              max_connections=max_connections, upload_cache=upload_cache,
                              max_download_bytes=max_download_bytes,
                              storage_lifetime=self.storage_lifetime,
-                             use_status_stream=use_status_stream, poll_gaps=poll_gaps)
+                             use_status_stream=use_status_stream, poll_gaps=poll_gaps,
+                             # A scripted transport holds no connections, so siblings share it.
+                             transport=transport if isinstance(transport, httpx.MockTransport)
+                             else None)
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._http = httpx.AsyncClient(
             timeout=timeout, follow_redirects=False, headers={"User-Agent": USER_AGENT},
@@ -91,7 +97,8 @@ class FalClient:
         settings = self._settings
         return (settings["key"], settings["hosts"], settings["retry"], repr(settings["timeout"]),
                 settings["max_download_bytes"], settings["storage_lifetime"],
-                settings["use_status_stream"], settings["poll_gaps"], id(settings["upload_cache"]))
+                settings["use_status_stream"], settings["poll_gaps"], id(settings["upload_cache"]),
+                id(settings["transport"]))
 
     def sibling(self) -> "FalClient":
         """A new client with this one's key, hosts and policies, for use in another event loop."""
@@ -274,8 +281,10 @@ class FalClient:
                   should_cancel: ShouldCancel | None = None,
                   on_submit: Callable[[RequestHandle], None] | None = None) -> dict[str, Any]:
         """Submit, wait (reporting progress), fetch the result. A job we stop waiting for for any
-        reason (timeout, should_cancel, task cancellation) is cancelled at fal first."""
-        handle = await self.submit(endpoint_id, arguments, start_deadline=timeout)
+        reason (timeout, should_cancel, task cancellation) is cancelled at fal first. The job's
+        start deadline is `timeout`, or DEFAULT_START_DEADLINE_SECONDS without one."""
+        handle = await self.submit(endpoint_id, arguments,
+                                   start_deadline=timeout or DEFAULT_START_DEADLINE_SECONDS)
         if on_submit is not None:
             on_submit(handle)
         return await self.wait_for_result(handle, on_update=on_update, timeout=timeout,
@@ -524,17 +533,17 @@ class FalClient:
                             action: str, deadline: float | None = None) -> T:
         """The one retry loop: repeat `attempt` while it raises _Retryable, with the policy's
         backoff (or the server's Retry-After), never past `deadline` (time.monotonic())."""
-        for number in range(1, policy.attempts + 1):
+        backoff = Backoff(policy)
+        while True:
             try:
                 return await attempt()
             except _Retryable as retryable:
-                delay = policy.delay(number, retryable.retry_after)
+                delay = backoff.failed(retryable.retry_after)
                 out_of_time = deadline is not None and time.monotonic() + delay > deadline
-                if number >= policy.attempts or out_of_time:
+                if backoff.exhausted or out_of_time:
                     raise retryable.error from None
                 logger.info("%s failed (%s); retrying in %.1f s", action, retryable.error, delay)
                 await asyncio.sleep(delay)
-        raise AssertionError("unreachable: the loop returns or raises")
 
     async def _request_json(self, method: str, url: str, **kwargs: Any) -> Any:
         """`_request` whose answer must be a JSON object; an unreadable answer to a safe call is

@@ -1,6 +1,7 @@
 """The one retry policy for requests that are safe to repeat."""
 from __future__ import annotations
 
+import asyncio
 import random
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -10,7 +11,7 @@ from typing import Mapping
 RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 # fal says whether an error is worth repeating in one of these headers (docs: errors).
 RETRYABLE_HEADERS = ("x-fal-retryable", "x-fal-needs-retry")
-START_DEADLINE_HEADER = "x-fal-request-timeout-type"
+START_DEADLINE_TYPE_HEADER = "x-fal-request-timeout-type"
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,31 @@ class RetryPolicy:
         return backoff * random.uniform(0.5, 1.0)
 
 
+class Backoff:
+    """The one retry mechanism: counts the consecutive failures of one thing (a request, a
+    job's status) and waits the policy's delay, or the server's Retry-After, before the next
+    try; `exhausted` says when the policy allows no further attempt."""
+
+    def __init__(self, policy: RetryPolicy):
+        self.policy = policy
+        self.failures = 0
+
+    def succeeded(self) -> None:
+        self.failures = 0
+
+    def failed(self, retry_after: float | None = None) -> float:
+        """Count a failure; the seconds to wait before the next attempt."""
+        self.failures += 1
+        return self.policy.delay(self.failures, retry_after)
+
+    @property
+    def exhausted(self) -> bool:
+        return self.failures >= self.policy.attempts
+
+    async def wait(self, retry_after: float | None = None) -> None:
+        await asyncio.sleep(self.failed(retry_after))
+
+
 NO_RETRY = RetryPolicy(attempts=1)
 # While a job is alive its status is worth waiting for: fal's own clients ride out tens of
 # seconds of errors. The run's deadline, not an attempt count, ends the waiting.
@@ -47,7 +73,7 @@ def server_retry_hint(headers: Mapping[str, str]) -> bool | None:
 
 def is_start_deadline_answer(status_code: int, headers: Mapping[str, str]) -> bool:
     """fal's answer for a job whose start deadline (X-Fal-Request-Timeout) passed: never retry."""
-    return status_code == 504 and headers.get(START_DEADLINE_HEADER, "").strip().lower() == "user"
+    return status_code == 504 and headers.get(START_DEADLINE_TYPE_HEADER, "").strip().lower() == "user"
 
 
 def should_retry(status_code: int, headers: Mapping[str, str], *, idempotent: bool) -> bool:

@@ -26,7 +26,7 @@ WORKFLOWS = Path(__file__).resolve().parents[1] / "workflows"
 INPUTS = WORKFLOWS / "inputs"
 SIZE = 512
 REFERENCE_SOCKETS = ("images", "image_2", "image_3", "image_4", "image")
-KONTEXT_NODES = ("FalKontextMulti", "FalKontextEdit")
+FAMILIES = {"FalKontext": "Kontext", "FalFlux2": "FLUX.2"}  # node id prefix -> the card's name
 TITLE_PATTERN = re.compile(r"^image (\d+): (.+)$")  # a Load Image's title: "image 1: person"
 
 BACKGROUND, PANEL, INK, MUTED = (30, 30, 34), (46, 46, 52), (236, 236, 236), (165, 165, 172)
@@ -48,7 +48,7 @@ class Template:
     references: tuple[Reference, ...]
     instruction: str
     num_images: int
-    settings: str  # the model and any choices the workflow makes, e.g. "max · 16:9 · png"
+    settings: str  # the family, model and choices the workflow makes: "Kontext max · 16:9 · png"
 
     @property
     def caption(self) -> str:
@@ -60,7 +60,9 @@ class Template:
 
 def describe(workflow: dict) -> Template:
     """The references (in the order the node numbers them), instruction and settings."""
-    node = next(node for node in workflow.values() if node["class_type"] in KONTEXT_NODES)
+    node, family = next((node, family) for node in workflow.values()
+                        for prefix, family in FAMILIES.items()
+                        if node["class_type"].startswith(prefix))
     inputs = node["inputs"]
     references = []
     for socket in REFERENCE_SOCKETS:
@@ -71,10 +73,11 @@ def describe(workflow: dict) -> Template:
         if source["class_type"] != "LoadImage" or title is None:
             raise SystemExit(f"{socket} should come from a Load Image titled 'image N: what'")
         references.append(Reference(int(title[1]), title[2], INPUTS / source["inputs"]["image"]))
-    settings = [f"model {inputs['model']}"]
+    settings = [f"{family} {inputs['model']}"]
     settings += [value for name, value in inputs.items()
-                 if name in ("aspect_ratio", "output_format") and value not in ("auto", "jpeg")]
-    return Template(tuple(references), inputs["prompt"], int(inputs["num_images"]),
+                 if name in ("aspect_ratio", "image_size", "output_format")
+                 and value not in ("auto", "jpeg")]
+    return Template(tuple(references), inputs["prompt"], int(inputs.get("num_images", 1)),
                     " · ".join(settings))
 
 

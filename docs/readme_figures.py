@@ -14,6 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 BENCH_REPORT = ROOT / "bench" / "results.md"
+RAW_FILES_URL = "https://raw.githubusercontent.com/fal-kontext/fal-kontext/main/"
 RELIABILITY_REPORT = ROOT / "tests" / "reliability" / "RESULTS.md"
 
 BENCH_INTRO = """## Benchmarks
@@ -43,6 +44,11 @@ levels of independent noise per channel) and on random pixels too. There the byt
 noise itself: no JPEG or WebP setting gets 40 dB on it below ~40 % of a PNG (every format
 measured is in bench/results.md), while the quality scale (q94) dropped to 35.5 dB. **P3**
 counts the pack's conversion, hash and colour count (~5 ms) on top of the encoder."""
+
+BENCH_FLUX2 = """**F1: what the reference downscale saves on FLUX.2.** FLUX.2 bills the references' megapixels
+like the output's, so the pack's default `max_reference_megapixels` (1 on the FLUX.2 node) is a
+price decision as much as an upload one. The figures are the pack's price rule applied to the
+sizes it sends (the stand-in bills by the same rule):"""
 
 RELIABILITY_INTRO = """## Reliability, security and spend safety
 
@@ -78,8 +84,15 @@ def bold_table(section: str, title_start: str) -> str:
     return match.group(0).strip()
 
 
+def absolute_pictures(markdown: str, folder: str) -> str:
+    """Pictures a report links relatively, as the URLs the README needs (the registry shows
+    the README without the repository's files around it)."""
+    return re.sub(r"(!\[[^\]]*\]\()(?!https?://)([^)]+)\)",
+                  lambda match: f"{match.group(1)}{RAW_FILES_URL}{folder}/{match.group(2)})", markdown)
+
+
 def benchmarks_block() -> str:
-    report = BENCH_REPORT.read_text()
+    report = absolute_pictures(BENCH_REPORT.read_text(), "bench")
     return "\n\n".join([
         BENCH_INTRO,
         "**Machine**\n\n" + markdown_section(report, "Machine"),
@@ -92,6 +105,8 @@ def benchmarks_block() -> str:
         "**Scaling** — overhead grows linearly with input bytes, at about a sixth of the "
         "baseline's slope (the plot, bench/scaling.png, is drawn when matplotlib is installed):",
         bold_table(markdown_section(report, "scaling"), "Straight-line fit"),
+        BENCH_FLUX2,
+        bold_table(markdown_section(report, "flux2_price"), "FLUX.2 price of one edit"),
     ])
 
 

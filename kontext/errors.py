@@ -5,7 +5,8 @@ failure with its one-line message; the transport and protocol errors stay in `cl
 """
 from __future__ import annotations
 
-from ..client.errors import FalError, name_errors_by_import_name
+from ..client.errors import FalError
+from ..jobs.errors import DecodeError, SafetyFilterError  # noqa: F401 - the pack's errors in one place
 
 
 class KontextError(FalError):
@@ -24,14 +25,3 @@ class InvalidInputError(KontextError):
 
 class SpendCapError(KontextError):
     """A run would push this process's spending above FAL_KONTEXT_MAX_SPEND_USD."""
-
-
-class DecodeError(KontextError):
-    """Bytes that should be an image could not be decoded (corrupt, unsupported, too large)."""
-
-
-class SafetyFilterError(KontextError):
-    """fal's safety checker flagged result images (has_nsfw_concepts) and the policy refuses them."""
-
-
-name_errors_by_import_name(globals(), "fal_kontext.kontext.errors")  # for ComfyUI's error report

@@ -36,14 +36,6 @@ ALL_MODELS: tuple[KontextModel, ...] = (*MULTI_MODELS.values(), *SINGLE_MODELS.v
 MODEL_TIERS: tuple[str, ...] = tuple(MULTI_MODELS)
 
 
-def model_for_endpoint(endpoint_id: str) -> KontextModel:
-    """Look a model up by its fal endpoint id."""
-    for model in ALL_MODELS:
-        if model.endpoint_id == endpoint_id:
-            return model
-    raise KeyError(endpoint_id)
-
-
 # Parameter ranges, as fal documents them for the Kontext endpoints.
 PROMPT_MAX_CHARS = 10_000  # fal states no limit; ours stops a pasted file from being sent and billed
 GUIDANCE_MIN, GUIDANCE_MAX, GUIDANCE_DEFAULT, GUIDANCE_STEP = 1.0, 20.0, 3.5, 0.1
@@ -108,3 +100,5 @@ PNG_GRAPHIC_COMPRESS_LEVEL = 6
 # 1.1 keeps every one of them untouched and sends nothing the model would throw away.
 DEFAULT_MAX_REFERENCE_MEGAPIXELS = 1.1
 MAX_REFERENCE_MEGAPIXELS_LIMIT = 64.0
+# The unit of max_reference_megapixels: a million pixels (fal's FLUX.2 bills by 1024 x 1024).
+PIXELS_PER_MEGAPIXEL = 1_000_000

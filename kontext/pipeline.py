@@ -5,30 +5,28 @@ Nodes (tensors) and the CLI (files) both call `run_edit`; it knows nothing of to
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from ..client import FalClient
 from ..client.data_uri import encode_data_uri
-from ..client.errors import (FalError, FalTimeoutError, RequestRejectedError, StartDeadlineError,
-                             SubmitUncertainError, ValidationError)
+from ..client.errors import FalError, FalTimeoutError, RequestRejectedError
 from ..client.logs import logger
+from ..jobs.job import JobNotStartedError, JobOrder, Ticket
+from ..jobs.lifecycle import EndingKind, JobEnding
+from ..jobs.result_cache import CachedResult, result_cache_key
+from ..jobs.result_collection import CollectSpec, Decoder, EditResult, ResultImage, decode_in_thread
+from ..jobs.result_images import decode_image
+from ..jobs.runner import PROCESS_JOBS, JobRunner
+from ..jobs.store import JobStore, default_job_store
+from ..jobs.words import done_line, timeout_text
 from . import models as m
 from . import parameters as p
-from .edit_request import EditRequest
-from .job_ledger import JobLedger, ledger_for
-from .job_tracker import ENDING_WAIT_SECONDS, PROCESS_JOBS, Flight, JobTracker
+from .request_contract import FalEditRequest
 from .progress import ProgressReporter
-from .result_cache import CachedResult, ResultCache, is_cacheable_key, result_cache_key
-from .result_collection import CollectSpec, Decoder, EditResult, ResultImage, decode_in_thread
-from .result_images import decode_image
 from .spending import PROCESS_SPENDING, SpendTracker
 
 _NO_SUCH_ROUTE = (404, 405)
-# fal's error types for a reference it could not fetch or read.
-_UNFETCHABLE_REFERENCE_TYPES = {"file_download_error", "image_load_error"}
-_ENDING_UNKNOWN = "fal was asked to cancel the job; its answer is still pending"
 
 
 @dataclass(frozen=True)
@@ -61,159 +59,130 @@ class EditOptions:
 
 @dataclass
 class _RunState:
-    """What one run learned on its way out: the flight it waited on and how the job ended."""
+    """What one run learned on its way out: whether it still holds a spend reservation, and
+    what became of its job when it stopped waiting."""
 
-    flight: Flight | None = None
-    ending: str = ""
+    reserved_usd: float = 0.0
+    ending: JobEnding = JobEnding(EndingKind.NEVER_SUBMITTED)
+
+    def release(self, spending: SpendTracker) -> None:
+        spending.release(self.reserved_usd)
+        self.reserved_usd = 0.0
 
 
-async def run_edit(client: FalClient, request: EditRequest, references: Sequence[Reference], *,
+async def run_edit(client: FalClient, request: FalEditRequest, references: Sequence[Reference], *,
                    options: EditOptions = EditOptions(),
                    progress: ProgressReporter | None = None,
-                   result_cache: ResultCache | None = None,
+                   store: JobStore | None = None,
                    spending: SpendTracker = PROCESS_SPENDING,
                    decode: Decoder = decode_image,
-                   tracker: JobTracker = PROCESS_JOBS) -> EditResult:
-    """Run one edit. Local checks come first (no money spent); a stored result or a job already
-    at fal for the same inputs (this process's or one the job ledger names) is used instead of
-    paying again; otherwise exactly one job is submitted (once more only when fal could not
-    fetch a reference this process uploaded earlier). `options.timeout` bounds the whole run;
-    on a timeout or a cancel the run ends at once, the job is cancelled at fal if it has not
-    finished, and whatever it still delivers is kept in the result cache."""
+                   runner: JobRunner = PROCESS_JOBS) -> EditResult:
+    """Run one edit: local checks (nothing spent) -> a stored result -> the spend reservation
+    -> the references -> the job -> its result. The job is shared with identical runs and
+    adopted from the job ledger (`store`; by default the one beside the configured result
+    cache, with no re-use of finished results), so the same inputs are paid for once.
+    `options.timeout` bounds the whole run; on a timeout or a cancel the run ends at once and
+    the job decides what becomes of the work at fal."""
     request.validate(len(references))
     _check_options(options)
     progress = progress or ProgressReporter()
-    cache_key = result_cache_key(request, [ref.result_key for ref in references])
-    cached = result_cache.get(cache_key) if result_cache is not None else None
+    store = store if store is not None else default_job_store(use_result_cache=False)
+    key = request_key(request, [ref.result_key for ref in references])
+    cached = store.cache.get(key) if store.cache is not None else None
     if cached is not None:
         return await _from_cache(cached, request, progress, decode)
     progress.started(request.estimated_cost_usd, len(references))
     state = _RunState()
-    job = asyncio.ensure_future(_run_job(client, request, references, options, progress,
-                                         result_cache, cache_key, spending, decode, tracker, state))
+    work = asyncio.ensure_future(_run_job(client, request, references, options, progress, store,
+                                          key, spending, decode, runner, state))
     try:
-        done, _ = await asyncio.wait({job}, timeout=options.timeout)
+        done, _ = await asyncio.wait({work}, timeout=options.timeout)
     except asyncio.CancelledError:
-        await _stop(job)
-        progress.cancelled(state.ending or "nothing was sent to fal; nothing was billed")
+        await _stop(work)
+        progress.cancelled(state.ending)
         raise
     if not done:
-        await _stop(job)
-        flight = state.flight
+        await _stop(work)
         raise FalTimeoutError(options.timeout,
-                              cancel_confirmed=bool(flight and flight.cancel_outcome
-                                                    and flight.cancel_outcome.confirmed),
-                              request_id=flight.request_id if flight else None,
-                              ending=state.ending or "nothing was sent to fal; nothing was billed")
-    result = job.result()
+                              cancel_confirmed=state.ending.kind is not EndingKind.LEFT_RUNNING,
+                              request_id=state.ending.request_id, ending=timeout_text(state.ending))
+    result = work.result()
+    result.info["summary"] = done_line(result.info)
     progress.finished(result.info)
     return result
 
 
-async def _run_job(client: FalClient, request: EditRequest, references: Sequence[Reference],
-                   options: EditOptions, progress: ProgressReporter,
-                   result_cache: ResultCache | None, cache_key: str, spending: SpendTracker,
-                   decode: Decoder, tracker: JobTracker, state: _RunState) -> EditResult:
-    cacheable = result_cache is not None and is_cacheable_key(cache_key)
-    ledger: JobLedger | None = ledger_for(result_cache.directory) if cacheable else None
+def request_key(request: FalEditRequest, reference_keys: Sequence[str]) -> str:
+    """The key of a run's job and stored result: the endpoint, every checked field and the
+    references' identities (unique per call when fal picks the seed)."""
+    return result_cache_key(request.model.endpoint_id, request.checked_values(), reference_keys,
+                            reproducible=request.reproducible)
+
+
+async def _run_job(client: FalClient, request: FalEditRequest, references: Sequence[Reference],
+                   options: EditOptions, progress: ProgressReporter, store: JobStore, key: str,
+                   spending: SpendTracker, decode: Decoder, runner: JobRunner,
+                   state: _RunState) -> EditResult:
     fields = request.checked_values()
     spec = CollectSpec(endpoint_id=request.model.endpoint_id, instruction=request.instruction,
                        default_content_type=f"image/{fields['output_format']}",
                        estimated_cost_usd=request.estimated_cost_usd,
                        nsfw_policy=options.nsfw_policy,
                        max_download_bytes=options.max_download_bytes,
-                       inline_results=fields["sync_mode"])
+                       inline_results=bool(fields.get("sync_mode", False)))
     for attempt in (1, 2):
-        flight, leading = tracker.join_or_lead(cache_key, client, spec, ledger=ledger,
-                                               cache=result_cache if cacheable else None,
-                                               start_deadline=options.timeout, decode=decode)
-        state.flight = flight
+        ticket = runner.join(key, client, spec, store, start_deadline=options.timeout,
+                             decode=decode, listener=_progress_listener(progress))
         try:
-            return await _wait_for_flight(client, request, references, options, progress,
-                                          spending, flight, leading, state)
-        except ValidationError as error:
-            stale = _stale_references(client, error, flight) if leading else []
-            if attempt == 2 or not stale:
-                raise
-            logger.warning("fal could not fetch %d cached reference upload(s); uploading again",
-                           len(stale))
-            for url in stale:
-                client.forget_upload(url)
-        except FalError:
-            if attempt == 2 or (flight.ours and not flight.rejoined) or leading:
+            if ticket.leading:
+                await _lead(client, request, references, options, progress, spending, ticket, state)
+            result = await ticket.result()
+        except asyncio.CancelledError:
+            state.ending = await ticket.leave()
+            if state.ending.nothing_billed:
+                state.release(spending)
+            raise
+        except FalError as error:
+            if ticket.ending is None or ticket.ending.nothing_billed:
+                state.release(spending)
+            if attempt == 2 or not ticket.may_run_anew(error):
                 raise
             # A job adopted from the ledger, or left by a cancelled run, ended without a
             # result (it was cancelled, say): run it ourselves.
             logger.info("the earlier fal request %s ended without a result; submitting anew",
-                        flight.request_id)
+                        ticket.request_id)
+            continue
+        return result if ticket.leading else _shared(result, request)
     raise AssertionError("unreachable: the loop returns or raises")
 
 
-async def _wait_for_flight(client: FalClient, request: EditRequest,
-                           references: Sequence[Reference], options: EditOptions,
-                           progress: ProgressReporter, spending: SpendTracker, flight: Flight,
-                           leading: bool, state: _RunState) -> EditResult:
-    unsubscribe = flight.subscribe(_progress_listener(progress))
-    try:
-        if leading:
-            await _lead(client, request, references, options, progress, spending, flight)
-        result = await _await_concurrent(flight.future)
-        return result if leading else _shared(result, request)
-    except asyncio.CancelledError:
-        state.ending = await _stop_waiting(flight)
-        raise
-    except FalError as error:
-        if leading and flight.handed_over and _never_billed(error, flight):
-            spending.release(request.estimated_cost_usd)
-        raise
-    finally:
-        unsubscribe()
-
-
-def _never_billed(error: FalError, flight: Flight) -> bool:
-    """A submit that never reached fal, was refused without creating a job (4xx), or a job fal
-    dropped before it started: nothing is billed, so the spend reservation goes back."""
-    if isinstance(error, StartDeadlineError):
-        return True
-    return flight.request_id is None and not isinstance(error, SubmitUncertainError)
-
-
-async def _lead(client: FalClient, request: EditRequest, references: Sequence[Reference],
+async def _lead(client: FalClient, request: FalEditRequest, references: Sequence[Reference],
                 options: EditOptions, progress: ProgressReporter, spending: SpendTracker,
-                flight: Flight) -> None:
-    """Reserve the spend, send the references, then hand the submit to the job's flight."""
+                ticket: Ticket, state: _RunState) -> None:
+    """Reserve the spend, send the references, then hand the submit to the job."""
     try:
         spending.reserve(request.estimated_cost_usd)  # before uploads: a refused run costs nothing
     except BaseException as error:
-        flight.fail_before_submit(error)
+        ticket.fail_before_submit(error)
         raise
+    state.reserved_usd = request.estimated_cost_usd
     # Only URLs from an earlier upload can have gone stale; a fresh one is not uploaded twice.
-    flight.reused_urls = ({client.cached_upload(ref.key) for ref in references}
-                          if options.transport == "upload" else set())
+    reused = ({client.cached_upload(ref.key) for ref in references}
+              if options.transport == "upload" else set())
     try:
-        flight.uploaded_urls = await _reference_urls(client, references, options.transport, progress)
-    except asyncio.CancelledError:
-        spending.release(request.estimated_cost_usd)
-        raise
+        urls = await _reference_urls(client, references, options.transport, progress)
     except BaseException as error:
-        spending.release(request.estimated_cost_usd)
-        flight.fail_before_submit(error)
+        state.release(spending)
+        ticket.fail_before_submit(error if isinstance(error, Exception) else JobNotStartedError(
+            "Stopped before anything was sent to fal"))
         raise
-    flight.submit(request.arguments(flight.uploaded_urls))
-
-
-async def _stop_waiting(flight: Flight) -> str:
-    """This caller gives up on the flight; returns what became of the job, as far as known
-    within ENDING_WAIT_SECONDS (the node must return promptly)."""
-    ending = flight.release()
-    try:
-        return await asyncio.wait_for(_await_concurrent(ending), ENDING_WAIT_SECONDS)
-    except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - the words are best effort
-        return _ENDING_UNKNOWN
+    ticket.submit(JobOrder(arguments=request.arguments, urls=urls,
+                           references=[(ref.key, ref.encode) for ref in references],
+                           reused_urls=frozenset(url for url in reused if url)))
 
 
 def _progress_listener(progress: ProgressReporter) -> Callable[[str, Any], None]:
-    """Progress events arrive on the job tracker's thread; show them on the caller's loop."""
+    """Progress events arrive on the job runner's thread; show them on the caller's loop."""
     loop = asyncio.get_running_loop()
     handlers = {"submitted": progress.submitted, "update": progress.queue_update,
                 "downloaded": lambda pair: progress.downloaded(*pair)}
@@ -226,34 +195,11 @@ def _progress_listener(progress: ProgressReporter) -> Callable[[str, Any], None]
     return listener
 
 
-def _shared(result: EditResult, request: EditRequest) -> EditResult:
+def _shared(result: EditResult, request: FalEditRequest) -> EditResult:
     """A result this run followed but did not submit (another node's job for the same inputs,
     or one an earlier run left at fal): it was billed once, to that job, not again for this run."""
     info = {**result.info, "shared_job": True, "cost_saved_usd": request.estimated_cost_usd}
     return EditResult(images=result.images, seed=result.seed, info=info)
-
-
-async def _await_concurrent(future: "concurrent.futures.Future[Any]") -> Any:
-    """Await a future of another thread without ever cancelling it (others may wait on it)."""
-    loop = asyncio.get_running_loop()
-    waiter = loop.create_future()
-
-    def settle(done: "concurrent.futures.Future[Any]") -> None:
-        def set_outcome() -> None:
-            if waiter.done():
-                return
-            if done.cancelled():
-                waiter.set_exception(FalError("The job was stopped"))
-            elif done.exception() is not None:
-                waiter.set_exception(done.exception())
-            else:
-                waiter.set_result(done.result())
-        try:
-            loop.call_soon_threadsafe(set_outcome)
-        except RuntimeError:
-            pass
-    future.add_done_callback(settle)
-    return await waiter
 
 
 async def _stop(task: asyncio.Future) -> None:
@@ -262,11 +208,6 @@ async def _stop(task: asyncio.Future) -> None:
         await task
     except BaseException:  # noqa: BLE001 - its outcome no longer matters; we are leaving
         pass
-
-
-def _stale_references(client: FalClient, error: ValidationError, flight: Flight) -> list[str]:
-    return [url for url in _unfetchable_cached_urls(error, flight.uploaded_urls)
-            if url in flight.reused_urls]
 
 
 def _check_options(options: EditOptions) -> None:
@@ -308,22 +249,7 @@ async def _uploaded_or_inline(client: FalClient, reference: Reference) -> str:
         return await _inline(reference)
 
 
-def _unfetchable_cached_urls(error: ValidationError, urls: list[str]) -> list[str]:
-    """The http(s) reference URLs fal said it could not fetch or read (by field location)."""
-    stale = []
-    for field_error in error.fields:
-        location = [p for p in field_error.location if p != "body"]
-        if field_error.type not in _UNFETCHABLE_REFERENCE_TYPES or not location:
-            continue
-        if location[0] == "image_url" and urls:
-            stale.append(urls[0])
-        elif location[0] == "image_urls" and len(location) > 1 and isinstance(location[1], int) \
-                and 0 <= location[1] < len(urls):
-            stale.append(urls[location[1]])
-    return [url for url in stale if url.startswith(("http://", "https://"))]
-
-
-async def _from_cache(cached: CachedResult, request: EditRequest, progress: ProgressReporter,
+async def _from_cache(cached: CachedResult, request: FalEditRequest, progress: ProgressReporter,
                       decode: Decoder) -> EditResult:
     info = {**cached.info, "cached": True, "cost_saved_usd": request.estimated_cost_usd,
             "estimated_cost_usd": 0.0}
@@ -331,6 +257,7 @@ async def _from_cache(cached: CachedResult, request: EditRequest, progress: Prog
                                      for data, _ in cached.images))
     images = [ResultImage(data, content_type, index, decoded=pixels)
               for index, ((data, content_type), pixels) in enumerate(zip(cached.images, decoded))]
+    info["summary"] = done_line(info)
     progress.finished(info)
     return EditResult(images=images, seed=cached.info.get("seed"), info=info)
 

@@ -10,6 +10,8 @@ from typing import Any, Callable
 
 from ..client.logs import logger
 from ..client.queue_types import JobState, QueueUpdate
+from ..jobs.lifecycle import JobEnding
+from ..jobs.words import SEPARATOR, cancelled_line, done_line, failed_line, money
 
 _ENDINGS = frozenset({"done", "cancelled", "failed"})
 # Share of the bar each stage fills; generating is open-ended, so it creeps towards its end.
@@ -46,8 +48,8 @@ class ProgressReporter:
             self._sink(ProgressEvent(stage, min(max(fraction, 0.0), 1.0), text + self._cost_text))
 
     def started(self, cost_usd: float, reference_count: int) -> None:
-        self._cost_text = f" · est. ${cost_usd:.2f}"
-        self._emit("upload", 0.0, f"Preparing {reference_count} reference(s)")
+        self._cost_text = f"{SEPARATOR}{money(cost_usd)}"
+        self._emit("upload", 0.0, f"Preparing {_references(reference_count)}")
 
     def uploaded(self, done: int, total: int) -> None:
         self._emit("upload", _UPLOAD_END * done / total, f"References {done}/{total} ready")
@@ -73,29 +75,23 @@ class ProgressReporter:
         fraction = _GENERATE_END + (1 - _GENERATE_END) * done / max(total, 1)
         self._emit("download", fraction, f"Downloaded {done}/{total}")
 
-    def cancelled(self, ending: str) -> None:
+    def cancelled(self, ending: JobEnding) -> None:
         """The run was cancelled: the final line says what became of the fal job."""
         self._cost_text = ""
-        self._emit("cancelled", 1.0, f"Cancelled · {ending}")
+        self._emit("cancelled", 1.0, cancelled_line(ending))
 
     def failed(self, message: str) -> None:
         """The run failed: the final line is the error itself."""
         self._cost_text = ""
-        self._emit("failed", 1.0, f"Failed · {message}")
+        self._emit("failed", 1.0, failed_line(message))
 
     def finished(self, info: dict[str, Any]) -> None:
-        images = f"Done · {info.get('num_images', 0)} image(s)"
-        saved = f"(saved ${info.get('cost_saved_usd', 0):.2f})"
-        if info.get("cached"):
-            text = f"{images} from the result cache · nothing billed {saved}"
-        elif info.get("shared_job"):
-            text = (f"{images} from fal request {str(info.get('request_id'))[:8]}, already paid "
-                    f"for · nothing billed again {saved}")
-        else:
-            text = (f"{images} · est. ${info.get('estimated_cost_usd', 0.0):.2f} billed by fal · "
-                    "not from cache")
         self._cost_text = ""
-        self._emit("done", 1.0, text)
+        self._emit("done", 1.0, info.get("summary") or done_line(info))
+
+
+def _references(count: int) -> str:
+    return "1 reference" if count == 1 else f"{count} references"
 
 
 def _place_in_line(position: int | None) -> str:

@@ -5,7 +5,7 @@ import importlib
 from pathlib import Path
 
 from ..client.logs import logger
-from ..kontext.result_cache import ResultCache, default_result_cache
+from ..jobs.store import JobStore, default_job_store
 
 
 def comfy_data_directory() -> Path | None:
@@ -25,6 +25,7 @@ def comfy_data_directory() -> Path | None:
     return None
 
 
-def node_result_cache() -> ResultCache | None:
-    """The result cache the nodes use: in ComfyUI's user folder unless configured elsewhere."""
-    return default_result_cache(app_directory=comfy_data_directory())
+def node_job_store(use_result_cache: bool = True) -> JobStore:
+    """The job ledger and result cache the nodes use: in ComfyUI's user folder unless
+    configured elsewhere; `use_result_cache` only decides whether finished results are re-used."""
+    return default_job_store(use_result_cache, app_directory=comfy_data_directory())

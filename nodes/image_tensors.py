@@ -14,14 +14,12 @@ import torch
 from PIL import Image, ImageOps
 
 from ..kontext.errors import InvalidInputError
-from ..kontext import models as m
 from ..kontext.reference_encoding import (PNG_ZLIB_STRATEGY, downscale_frame, encode_png,
                                           encode_reference)
 
 __all__ = ["reference_frames", "frame_key", "downscale_frame", "encode_png", "encode_reference",
-           "stack_results", "DEFAULT_PNG_COMPRESS_LEVEL", "PNG_ZLIB_STRATEGY"]
+           "stack_results", "PNG_ZLIB_STRATEGY"]
 # zlib level 1: several times faster than Pillow's default 6 for a few percent more bytes.
-DEFAULT_PNG_COMPRESS_LEVEL = m.PNG_FAST_COMPRESS_LEVEL
 
 _CHANNEL_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 _CONVERSION_BLOCK_VALUES = 4_000_000  # ~16 MB of float32 per step of reference_frames

@@ -2,21 +2,14 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
-from ..client.errors import FalError
 from ..kontext.errors import InvalidInputError
 from ..kontext import models as m
 from ..kontext import parameters as p
 from ..kontext.edit_request import EditRequest
-from ..kontext.pipeline import EditOptions, EditResult, run_edit
-from ..kontext.progress import ProgressReporter
-from .client_pool import shared_client
-from .comfy_bridge import NodeBridge
-from .comfy_paths import node_result_cache
-from .image_tensors import stack_results
 from .node_inputs import node_input_types, reference_socket
+from .node_runs import NodeRun, node_outputs
 from .queue_checks import check_when_queued
 from .references import collect_references, count_frames
 
@@ -50,34 +43,17 @@ class _KontextNode:
 
     async def edit(self, unique_id: str | None = None, **inputs: Any) -> tuple[Any, int, str]:
         """Every widget arrives by its table name; references by their socket names."""
-        bridge = NodeBridge(unique_id)
-        progress = ProgressReporter(bridge.show, log_prefix=f"[{type(self).__name__} #{unique_id}] ")
-        try:
-            return await self._edit(bridge, progress, inputs)
-        except BaseException:
-            bridge.stopped_running()  # else frontend 1.27 keeps drawing the node as running
-            raise
-
-    async def _edit(self, bridge: NodeBridge, progress: ProgressReporter,
-                    inputs: dict[str, Any]) -> tuple[Any, int, str]:
-        try:
+        run = NodeRun(type(self).__name__, unique_id)
+        with run.failures_shown():
+            inputs = run.as_saved(inputs)
             request = EditRequest.from_inputs(self._model(inputs), {**p.defaults(), **inputs})
             request.validate(count_frames(inputs, self.REFERENCE_INPUTS), self.REFERENCE_INPUTS[0])
             options = p.check_options(inputs)
             references = await asyncio.to_thread(collect_references, inputs, self.REFERENCE_INPUTS,
                                                  options["max_reference_megapixels"],
                                                  options["reference_encoding"])
-            run_options = EditOptions(transport=options["reference_transport"],
-                                      timeout=options["timeout_seconds"],
-                                      nsfw_policy=options["nsfw_policy"])
-            result = await bridge.run_interruptible(
-                self._run(request, references, run_options, progress, options["use_result_cache"]))
-        except FalError as error:
-            progress.failed(str(error))  # the status line ends with the same words as the error
-            raise
-        images = await asyncio.to_thread(stack_results, [image.decoded for image in result.images])
-        seed = result.seed if result.seed is not None else request.checked_values().get("seed")
-        return images, int(seed or 0), json.dumps(result.info)
+            result = await run.run(request, references, options)
+        return await node_outputs(result, request)
 
     def _model(self, inputs: dict[str, Any]) -> m.KontextModel:
         tier = inputs.get(p.MODEL, p.BY_NAME[p.MODEL].default)
@@ -85,13 +61,6 @@ class _KontextNode:
         if model is None:
             raise InvalidInputError(p.MODEL, f"must be one of {', '.join(self.MODELS)}; got {tier!r}")
         return model
-
-    @staticmethod
-    async def _run(request: EditRequest, references: list, options: EditOptions,
-                   progress: ProgressReporter, use_result_cache: bool) -> EditResult:
-        async with shared_client() as client:
-            return await run_edit(client, request, references, options=options, progress=progress,
-                                  result_cache=node_result_cache() if use_result_cache else None)
 
 
 class FalKontextMulti(_KontextNode):
@@ -105,7 +74,7 @@ class FalKontextMulti(_KontextNode):
         more = "More references, numbered after the ones before (each frame of a batch counts)."
         return node_input_types(
             {"images": reference_socket("Image 1; a batch gives images 1, 2, ... in batch order.")},
-            {name: reference_socket(more) for name in cls.REFERENCE_INPUTS[1:]})
+            {name: reference_socket(more) for name in cls.REFERENCE_INPUTS[1:]}, cls.__name__)
 
 
 class FalKontextEdit(_KontextNode):
@@ -116,7 +85,8 @@ class FalKontextEdit(_KontextNode):
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
-        return node_input_types({"image": reference_socket("The image to edit (one frame).")}, {})
+        return node_input_types({"image": reference_socket("The image to edit (one frame).")}, {},
+                                cls.__name__)
 
 
 NODE_CLASS_MAPPINGS = {"FalKontextMulti": FalKontextMulti, "FalKontextEdit": FalKontextEdit}

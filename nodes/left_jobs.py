@@ -4,8 +4,9 @@ from __future__ import annotations
 import importlib.util
 
 from ..client.logs import logger
-from ..kontext.job_tracker import start_collecting_left_jobs
-from .comfy_paths import node_result_cache
+from ..jobs.result_images import decode_image
+from ..jobs.runner import start_collecting_left_jobs
+from .comfy_paths import node_job_store
 
 
 def collect_left_jobs_on_load() -> None:
@@ -13,9 +14,9 @@ def collect_left_jobs_on_load() -> None:
     if importlib.util.find_spec("folder_paths") is None:
         return
     try:
-        flights = start_collecting_left_jobs(node_result_cache())
+        jobs = start_collecting_left_jobs(node_job_store(), decode_image)
     except Exception as error:  # noqa: BLE001 - the pack must load whatever the ledger holds
         logger.warning("could not look for fal jobs left by an earlier ComfyUI: %s", error)
         return
-    if flights:
-        logger.info("collecting %d fal job(s) left running by an earlier ComfyUI", len(flights))
+    if jobs:
+        logger.info("collecting %d fal job(s) left running by an earlier ComfyUI", len(jobs))

@@ -1,13 +1,15 @@
-"""INPUT_TYPES of the Kontext nodes, derived from the parameter table (`kontext/parameters.py`).
+"""INPUT_TYPES of the nodes, derived from their parameter tables (`kontext/parameters.py`,
+`kontext/flux2_parameters.py`).
 
 The order of widgets is part of every saved workflow (widgets_values is positional): the table
-keeps it; new entries go at its end.
+keeps it; new entries go at its end, and reach the Kontext nodes as optional inputs.
 """
 from __future__ import annotations
 
 from typing import Any
 
 from ..kontext import parameters as p
+from .compatibility import RELEASED_WIDGETS, retired_hidden_inputs
 
 _COMFY_TYPES = {p.TEXT: "STRING", p.INT: "INT", p.FLOAT: "FLOAT", p.BOOL: "BOOLEAN"}
 
@@ -31,12 +33,23 @@ def widget(parameter: p.Parameter) -> tuple[str | list[str], dict[str, Any]]:
 
 
 def node_input_types(reference_sockets: dict[str, tuple[str, dict[str, Any]]],
-                     optional_sockets: dict[str, tuple[str, dict[str, Any]]]) -> dict[str, Any]:
-    """The prompt, then the reference sockets, then every other widget in table order."""
-    first, *rest = p.PARAMETERS
+                     optional_sockets: dict[str, tuple[str, dict[str, Any]]],
+                     node_id: str, table: p.ParameterTable = p.TABLE) -> dict[str, Any]:
+    """Required: the prompt, the reference sockets, the widgets of the node's first release.
+    Optional: the other sockets, then every widget added since. Each in table order.
+
+    ComfyUI fills in nothing for an API prompt, so a widget added after the first release must
+    be optional or every prompt saved before it is refused (`compatibility.py`). It still comes
+    last among the widgets: ComfyUI lays them out required first, then optional
+    (ComfyUI_frontend follows /object_info's `input_order`; `tests/comfy_rules.py` mirrors it).
+    """
+    released = RELEASED_WIDGETS.get(node_id)  # None: not released yet, all may be required
+    widgets = {parameter.name: widget(parameter) for parameter in table.parameters}
+    prompt = table.parameters[0].name
+    added = [name for name in widgets if released is not None and name not in released]
+    required = {name: spec for name, spec in widgets.items() if name != prompt and name not in added}
     return {
-        "required": {first.name: widget(first), **reference_sockets,
-                     **{parameter.name: widget(parameter) for parameter in rest}},
-        "optional": optional_sockets,
-        "hidden": {"unique_id": "UNIQUE_ID"},
+        "required": {prompt: widgets[prompt], **reference_sockets, **required},
+        "optional": {**optional_sockets, **{name: widgets[name] for name in added}},
+        "hidden": {"unique_id": "UNIQUE_ID", **retired_hidden_inputs(node_id)},
     }

@@ -9,7 +9,7 @@ import numpy as np
 from ..kontext.errors import InvalidInputError
 from ..kontext import models as m
 from ..kontext.pipeline import Reference
-from ..kontext.reference_encoding import reference_keys
+from ..kontext.reference_encoding import downscaled_size, reference_keys
 from .image_tensors import downscale_frame, encode_reference, frame_key, reference_frames
 
 
@@ -44,6 +44,28 @@ def count_frames(inputs: Mapping[str, Any], input_names: Sequence[str]) -> int:
         # Anything else counts as one, so reference_frames later names what is wrong with it.
         total += int(shape[0]) if shape is not None and len(shape) == 4 else 1
     return total
+
+
+def sent_reference_sizes(inputs: Mapping[str, Any], input_names: Sequence[str],
+                         max_megapixels: float) -> list[tuple[int, int]]:
+    """(width, height) of every reference as it will be sent (after the downscale to
+    `max_megapixels`), in the order `collect_references` gives, read from the tensors' shapes
+    without converting anything. An input that is not an IMAGE counts as one 0x0 reference;
+    `collect_references` names what is wrong with it."""
+    sizes: list[tuple[int, int]] = []
+    for name in input_names:
+        image = inputs.get(name)
+        if image is None:
+            continue
+        shape = tuple(getattr(image, "shape", ()))
+        if len(shape) == 3:
+            shape = (1, *shape)
+        if len(shape) != 4:
+            sizes.append((0, 0))
+            continue
+        frames, height, width = int(shape[0]), int(shape[1]), int(shape[2])
+        sizes.extend([downscaled_size(width, height, max_megapixels)] * frames)
+    return sizes
 
 
 def _reference(label: str, frame: np.ndarray, max_megapixels: float, encoding: str) -> Reference:

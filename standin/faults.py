@@ -42,7 +42,7 @@ class Fault:
     content_type: str | None = None
     redirect_to: str | None = None  # "{path}" in it is replaced by the request's path and query
     retryable: bool | None = None  # adds X-Fal-Retryable: true/false
-    stream_events: int = 1  # status stream: events sent before truncate/reset/stall acts
+    stream_events: int = 1  # status stream: events sent before truncate/reset/stall acts (0: none)
     stall: bool = False  # status stream: then go silent (no keep-alive) with the connection open
     until: float | None = None  # time.monotonic() after which the fault no longer applies
 
@@ -70,8 +70,8 @@ class FaultBook:
             raise ValueError(f"unknown route {route!r}; expected one of {sorted(ROUTES)}")
         if times is not None and times < 1:
             raise ValueError("times must be at least 1 (or None for every request)")
-        if stream_events < 1:
-            raise ValueError("stream_events must be at least 1")
+        if stream_events < 0:
+            raise ValueError("stream_events must be at least 0")
         fault = Fault(route, times, status, dict(headers or {}), body, retry_after, drop_connection,
                       reset_mid_response, delay, malformed_json, truncate, ingress_502,
                       content_type, redirect_to, retryable, stream_events, stall, until)

@@ -142,6 +142,9 @@ class StandInHandler(BaseHTTPRequestHandler):
         self.end_headers()
         breaks = fault is not None and (fault.truncate or fault.reset_mid_response
                                         or fault.malformed_json or fault.stall)
+        if breaks and fault.stream_events == 0 and not fault.stall:
+            self._end_abruptly(reset=fault.reset_mid_response)  # a proxy that cuts every stream
+            return
         for sent, event in enumerate(reply.events, start=1):
             if fault and fault.malformed_json:
                 event = b"data: " + MALFORMED_FALLBACK + b"\n\n"

@@ -5,7 +5,7 @@ import logging
 
 import pytest
 from fal_kontext.client import SHARED_UPLOAD_CACHE
-from fal_kontext.kontext.job_tracker import PROCESS_JOBS
+from fal_kontext.jobs.runner import PROCESS_JOBS
 from fal_kontext.kontext.spending import PROCESS_SPENDING
 from fal_kontext.standin import StandInServer
 

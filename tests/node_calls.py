@@ -7,9 +7,11 @@ import torch
 
 
 def widget_defaults(node_class) -> dict[str, Any]:
-    """What ComfyUI would send for an untouched node: each widget's default (first combo item)."""
+    """What ComfyUI would send for an untouched node: each widget's default (first combo item),
+    optional widgets included (the UI sends every widget's value)."""
     values = {}
-    for name, (kind, options) in node_class.INPUT_TYPES()["required"].items():
+    spec = node_class.INPUT_TYPES()
+    for name, (kind, options) in {**spec["required"], **spec.get("optional", {})}.items():
         if isinstance(kind, list):
             values[name] = options.get("default", kind[0])
         elif kind in ("INT", "FLOAT", "BOOLEAN", "STRING"):

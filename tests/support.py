@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 from PIL import Image
 
@@ -36,6 +37,15 @@ def allow_short_timeouts(monkeypatch, seconds: float = 0.1) -> None:
     """Let a test use a run timeout below the node's minimum (the table's bound)."""
     import dataclasses
 
-    from fal_kontext.kontext import parameters
-    entry = parameters.BY_NAME["timeout_seconds"]
-    monkeypatch.setitem(parameters.BY_NAME, "timeout_seconds", dataclasses.replace(entry, low=seconds))
+    from fal_kontext.kontext import flux2_parameters, parameters
+    for table in (parameters.TABLE, flux2_parameters.TABLE):  # every node's table has the row
+        entry = table.by_name["timeout_seconds"]
+        monkeypatch.setitem(table.by_name, "timeout_seconds", dataclasses.replace(entry, low=seconds))
+
+
+def stored_bytes(cache) -> int:
+    """Bytes of complete entries in a result cache directory (0 when there is none)."""
+    root = Path(cache.directory)
+    if not root.is_dir():
+        return 0
+    return sum(path.stat().st_size for path in root.glob("??/*/*") if path.is_file())

@@ -8,6 +8,8 @@ from pathlib import Path
 import fal_kontext
 
 ROOT = Path(__file__).resolve().parents[1]
+# Where the README's pictures are served from (the registry and GitHub both show them).
+RAW_FILES_URL = "https://raw.githubusercontent.com/fal-kontext/fal-kontext/main/"
 
 
 def _readme_commands() -> list[str]:
@@ -48,7 +50,7 @@ def test_comfy_registry_metadata_is_present():
 def test_readme_lists_exactly_the_shipped_workflows():
     text = (ROOT / "README.md").read_text()
     block = text[text.index("<!-- workflows:start -->"):text.index("<!-- workflows:end -->")]
-    listed = set(re.findall(r"`(Kontext - [^`]+)`", block))
+    listed = set(re.findall(r"`((?:Kontext|FLUX\.2) - [^`]+)`", block))
     shipped = {path.stem for path in (ROOT / "workflows").glob("*.json")}
     assert listed == shipped
 
@@ -58,7 +60,10 @@ def test_readme_pictures_resolve_outside_the_repository_too():
     # the README: a relative link to a screenshot would be a broken image there.
     ignored = [line.strip().rstrip("/") for line in (ROOT / ".comfyignore").read_text().splitlines()
                if line.strip() and not line.startswith("#")]
-    for target in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", (ROOT / "README.md").read_text()):
-        if not target.startswith("https://") and target.startswith("docs/"):
+    pictures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", (ROOT / "README.md").read_text())
+    assert pictures, "the README shows the pack at work"
+    for target in pictures:
+        path = target.removeprefix(RAW_FILES_URL)
+        if path == target:  # a relative link: it must not point into a folder the registry drops
             assert not any(target.startswith(folder + "/") for folder in ignored), target
-            assert (ROOT / target).is_file(), target
+        assert (ROOT / path).is_file(), f"{target} names no file of this repository"

@@ -2,6 +2,7 @@
 headers, patient retries, storage-token trouble, queue positions people can read."""
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 
@@ -54,6 +55,49 @@ async def test_a_stream_that_breaks_is_reconnected(fal_env):
         output = await client.run(MULTI, await _arguments(client))
     assert output["images"]
     assert [r.route for r in _status_requests(fal_env)].count("status_stream") >= 2
+
+
+async def test_a_stream_that_breaks_twice_without_a_status_falls_back_to_polling(fal_env):
+    fal_env.processing_delay = 1.0
+    fal_env.faults.add("status_stream", times=None, reset_mid_response=True, stream_events=0)
+    async with FalClient(retry=FAST_RETRY) as client:
+        output = await asyncio.wait_for(client.run(MULTI, await _arguments(client)), 10)
+    assert output["images"]
+    routes = [r.route for r in _status_requests(fal_env)]
+    assert routes.count("status_stream") == 2, routes
+    assert 1 <= routes.count("status") <= 6, "then polling, gently"
+
+
+async def test_a_stream_cut_after_each_status_keeps_streaming_with_few_requests(fal_env):
+    # A proxy that drops the stream after every event still delivers: no reason to poll.
+    fal_env.processing_delay = 3.0
+    fal_env.faults.add("status_stream", times=2, reset_mid_response=True, stream_events=1)
+    async with FalClient(retry=FAST_RETRY) as client:
+        output = await client.run(MULTI, await _arguments(client))
+    assert output["images"]
+    routes = [r.route for r in _status_requests(fal_env)]
+    assert set(routes) == {"status_stream"} and len(routes) <= 4, routes
+
+
+@pytest.mark.parametrize("stream_answer", [429, 503])
+async def test_retry_after_on_a_status_stream_answer_is_honoured(fal_env, stream_answer):
+    fal_env.processing_delay = 0.5
+    fal_env.faults.add("status_stream", times=1, status=stream_answer, retry_after=1)
+    async with FalClient() as client:
+        output = await client.run(MULTI, await _arguments(client))
+    assert output["images"]
+    requests = _status_requests(fal_env)
+    assert len(requests) >= 2
+    assert requests[1].time - requests[0].time >= 0.95, "Retry-After: 1 waited out"
+
+
+async def test_run_without_a_timeout_waits_out_a_submit_429(fal_env):
+    fal_env.faults.add("submit", times=1, status=429, retry_after=0.3)
+    async with FalClient() as client:
+        output = await client.run(MULTI, await _arguments(client))
+    assert output["images"] and len(fal_env.jobs) == 1 and len(fal_env.submits()) == 2
+    deadline = fal_env.submits()[-1].headers.get("x-fal-request-timeout")
+    assert deadline == "600", "the job carries the default start deadline"
 
 
 async def test_a_twelve_second_status_outage_is_ridden_out_without_a_cancel(fal_env):

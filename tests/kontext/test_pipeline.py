@@ -10,7 +10,8 @@ from fal_kontext.kontext.errors import DecodeError
 from fal_kontext.kontext.edit_request import EditRequest
 from fal_kontext.kontext.models import MULTI_MODELS
 from fal_kontext.kontext.pipeline import Reference, run_edit
-from fal_kontext.kontext.result_cache import ResultCache
+from fal_kontext.jobs.result_cache import ResultCache
+from fal_kontext.jobs.store import JobStore
 from support import png_bytes
 
 pytestmark = pytest.mark.anyio
@@ -37,9 +38,9 @@ async def test_an_undecodable_result_names_the_job_and_is_never_cached(fal_env, 
                         content_type="image/png")
     async with FalClient() as client:
         with pytest.raises(DecodeError) as caught:
-            await run_edit(client, request, [reference((1, 2, 3))], result_cache=cache)
+            await run_edit(client, request, [reference((1, 2, 3))], store=JobStore.beside(cache))
         assert next(iter(fal_env.jobs)) in str(caught.value)
-        result = await run_edit(client, request, [reference((1, 2, 3))], result_cache=cache)
+        result = await run_edit(client, request, [reference((1, 2, 3))], store=JobStore.beside(cache))
     assert len(fal_env.submits()) == 2, "the broken result was not served from the cache"
     assert result.images and not result.info["cached"]
 

@@ -11,7 +11,7 @@ from hypothesis.extra.numpy import arrays
 from PIL import Image
 
 from fal_kontext.kontext.errors import InvalidInputError
-from fal_kontext.kontext.result_images import decode_image
+from fal_kontext.jobs.result_images import decode_image
 from fal_kontext.nodes.image_tensors import (
     downscale_frame,
     encode_png,

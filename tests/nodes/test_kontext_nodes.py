@@ -37,9 +37,10 @@ def dominant(colour: tuple[float, ...]) -> int:
     return max(range(3), key=lambda i: colour[i])
 
 
-def test_the_pack_exports_both_nodes_with_display_names():
-    assert set(NODE_CLASS_MAPPINGS) == {"FalKontextMulti", "FalKontextEdit"}
+def test_the_pack_exports_its_nodes_with_display_names():
+    assert list(NODE_CLASS_MAPPINGS) == ["FalKontextMulti", "FalKontextEdit", "FalFlux2Edit"]
     assert NODE_DISPLAY_NAME_MAPPINGS["FalKontextMulti"] == "FLUX.1 Kontext Multi (fal)"
+    assert NODE_DISPLAY_NAME_MAPPINGS["FalFlux2Edit"] == "FLUX.2 Edit (fal)"
 
 
 @pytest.mark.parametrize("node_class", [FalKontextMulti, FalKontextEdit])

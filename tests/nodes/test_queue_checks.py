@@ -73,9 +73,10 @@ def test_the_queue_time_check_is_the_parameter_tables():
 @pytest.mark.parametrize("node_class", NODES)
 def test_comfyui_checks_every_other_widget_against_the_tables_ranges_and_choices(node_class):
     # What ComfyUI itself refuses at queue time for the widgets VALIDATE_INPUTS does not name.
-    required = node_class.INPUT_TYPES()["required"]
+    spec = node_class.INPUT_TYPES()
+    widgets = {**spec["required"], **spec.get("optional", {})}
     for parameter in p.PARAMETERS:
-        kind, options = required[parameter.name]
+        kind, options = widgets[parameter.name]
         if parameter.kind in (p.INT, p.FLOAT):
             assert (options["min"], options["max"]) == (parameter.low, parameter.high)
         elif parameter.kind == p.CHOICE:

@@ -110,9 +110,10 @@ def test_any_copy_failure_logs_one_line_and_does_not_raise(comfy_input, monkeypa
     assert "Permission denied" in caplog.text
 
 
-def test_outside_comfyui_nothing_happens(monkeypatch, tmp_path):
+def test_outside_comfyui_nothing_happens(comfy_input, monkeypatch, caplog):
     monkeypatch.setitem(sys.modules, "folder_paths", None)  # import fails as outside ComfyUI
     install_sample_inputs_into_comfyui()
+    assert not any(comfy_input.iterdir()) and not caplog.records
 
 
 def test_the_opt_out_leaves_the_input_folder_alone(comfy_input, monkeypatch):

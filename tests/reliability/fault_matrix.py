@@ -89,10 +89,6 @@ class RecordingProgress(ProgressReporter):
         if update.state is JobState.COMPLETED:
             self.completed_seen = True
 
-    def cancelled(self, ending: str) -> None:
-        super().cancelled(ending)
-        self.ending = ending
-
     def user_pressed_stop(self) -> bool:
         return (self.submitted_at is not None
                 and time.monotonic() - self.submitted_at > STOP_AFTER_SUBMIT_SECONDS)

@@ -14,7 +14,7 @@ import time
 import tracemalloc
 
 import pytest
-from fal_kontext.kontext.job_tracker import PROCESS_JOBS
+from fal_kontext.jobs.runner import PROCESS_JOBS
 from fal_kontext.nodes.kontext_nodes import FalKontextMulti
 from fal_kontext.standin import StandInServer
 from node_calls import call_node, solid

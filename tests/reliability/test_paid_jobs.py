@@ -22,19 +22,21 @@ import pytest
 from fake_comfy import FakeComfy
 from node_calls import call_node, solid
 from fal_kontext.client import FalClient, FalTimeoutError
-from fal_kontext.kontext.job_ledger import ledger_for
-from fal_kontext.kontext.job_tracker import PROCESS_JOBS
-from fal_kontext.kontext.result_cache import default_result_cache
+from fal_kontext.jobs.ledger import ledger_for
+from fal_kontext.jobs.result_images import decode_image
+from fal_kontext.jobs.runner import PROCESS_JOBS
+from fal_kontext.jobs.store import JobStore
+from fal_kontext.jobs.result_cache import default_result_cache
 from fal_kontext.nodes.kontext_nodes import FalKontextMulti
 from fal_kontext.standin import StandInServer
 from results_book import table
-from support import allow_short_timeouts, TEST_KEY, png_bytes, wait_until
+from support import allow_short_timeouts, TEST_KEY, png_bytes, stored_bytes, wait_until
 
 pytestmark = pytest.mark.anyio
 RED = (0.9, 0.1, 0.1)
 PROMPT_RETURN_SECONDS = 2.0  # the node must be back this soon after Cancel or its timeout
 ROWS: dict[str, list[object]] = {}
-EXPECTED_ROWS = 11
+EXPECTED_ROWS = 14
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -90,7 +92,7 @@ async def rerun_is_free(server, first_job: str) -> None:
 
 def cached_entries() -> int:
     cache = default_result_cache()
-    return 0 if cache is None else int(cache.total_bytes() > 0)
+    return 0 if cache is None else int(stored_bytes(cache) > 0)
 
 
 def last_status_text(server) -> str:
@@ -124,7 +126,7 @@ async def test_a_cancel_fal_ignores_still_delivers_the_result_it_bills(fal):
     fal.ignore_cancel_in_progress = True
     seconds = await cancel_and_time(fal, node)
     assert seconds < PROMPT_RETURN_SECONDS
-    assert "asked to cancel" in last_status_text(fal)
+    assert last_status_text(fal) == "Cancelled · fal may still bill $0.04; the result will be kept"
     await wait_until(lambda: cached_entries())
     (job,) = fal.jobs
     assert billed(fal) == [job] and len(fal.cancels()) == 1
@@ -172,9 +174,8 @@ async def test_two_identical_nodes_in_one_prompt_share_one_job(fal):
     shared = sorted(bool(json.loads(node[2]).get("shared_job")) for node in (first, second))
     assert shared == [False, True]
     finals = [text for _, text in fal.comfy.texts if text.startswith("Done")]
-    assert any("billed by fal" in text for text in finals)
-    assert any(f"from fal request {job[:8]}, already paid for · nothing billed again" in text
-               for text in finals)
+    assert "Done · 1 image · $0.04" in finals
+    assert f"Done · 1 image · from fal request {job[:8]}, already paid · $0 (saved $0.04)" in finals
     await rerun_is_free(fal, job)
     record("Two identical nodes in one prompt", fal, None, "0 submits, first job's image")
 
@@ -207,16 +208,31 @@ async def test_a_three_second_status_outage_is_ridden_out(fal):
 
 # -- the process running the job dies ----------------------------------------------------------
 
-def _edit_command(reference: Path, output: Path) -> list[str]:
-    return [sys.executable, "-m", "fal_kontext", "edit", str(reference), "--prompt", "p",
-            "--seed", "11", "-o", str(output), "--quiet", "--timeout", "60"]
+# The CLI's main in a child whose result cache cannot store anything (a full disk).
+_FULL_DISK_CLI = """
+import sys
+from fal_kontext.jobs.result_cache import ResultCache
+def no_space(*args):
+    raise OSError(28, "No space left on device")
+ResultCache._put = no_space
+from fal_kontext.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
 
 
-def _start_edit(tmp_path: Path, server) -> subprocess.Popen:
+def _edit_arguments(reference: Path, output: Path, *extra: str) -> list[str]:
+    return ["edit", str(reference), "--prompt", "p", "--seed", "11", "-o", str(output), "--quiet",
+            "--timeout", "60", *extra]
+
+
+def _start_edit(tmp_path: Path, server, *extra: str, full_disk: bool = False,
+                output: str = "out") -> subprocess.Popen:
     reference = tmp_path / "reference.png"
     reference.write_bytes(png_bytes((10, 120, 200)))
     env = {**os.environ, "FAL_KEY": TEST_KEY, "FAL_KONTEXT_BASE_URL": server.base_url}
-    return subprocess.Popen(_edit_command(reference, tmp_path / "out"), env=env,
+    program = ["-c", _FULL_DISK_CLI] if full_disk else ["-m", "fal_kontext"]
+    return subprocess.Popen([sys.executable, *program,
+                             *_edit_arguments(reference, tmp_path / output, *extra)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
@@ -247,6 +263,58 @@ async def test_a_process_killed_mid_job_costs_nothing_more(tmp_path, how):
                "adopts the first job: 0 submits, its image")
 
 
+async def test_with_the_cache_off_a_process_killed_mid_job_costs_nothing_more(tmp_path):
+    with StandInServer(processing_delay=1.5) as server:
+        first = _start_edit(tmp_path, server, "--no-result-cache")
+        await wait_until(lambda: server.submits() and _ledger_names_job(), timeout=30)
+        first.kill()
+        first.wait(10)
+        (job,) = server.jobs
+        second = _start_edit(tmp_path, server, "--no-result-cache")
+        stdout, stderr = second.communicate(timeout=60)
+        assert second.returncode == 0, stderr.decode()
+        assert len(server.submits()) == 1 and billed(server) == [job]
+        assert not list(default_result_cache().directory.glob("*/*/entry.json")), "cache stays off"
+        assert not list(ledger_for(default_result_cache().directory).entries())
+        record("Cache off: process killed mid-job, then the same edit", server, None,
+               "adopts the first job: 0 submits, its image")
+
+
+async def test_two_processes_queueing_the_same_edit_at_once_pay_once(tmp_path):
+    with StandInServer(processing_delay=1.0) as server:
+        runs = [_start_edit(tmp_path, server, "--no-result-cache", output=f"out-{n}")
+                for n in (1, 2)]
+        for run in runs:
+            _, stderr = run.communicate(timeout=60)
+            assert run.returncode == 0, stderr.decode()
+        (job,) = server.jobs
+        assert len(server.submits()) == 1 and billed(server) == [job]
+        sidecars = sorted(tmp_path.glob("out-*/*.json"))
+        assert len(sidecars) == 2
+        assert {json.loads(path.read_text())["request_id"] for path in sidecars} == {job}
+        record("Two processes queue the same edit at once", server, None,
+               "one submits, the other follows its job")
+
+
+async def test_a_result_a_full_disk_could_not_store_is_fetched_from_fal_after_a_restart(tmp_path):
+    with StandInServer(processing_delay=0.3) as server:
+        first = _start_edit(tmp_path, server, full_disk=True)
+        _, stderr = first.communicate(timeout=60)
+        assert first.returncode == 0, stderr.decode()
+        (job,) = server.jobs
+        (entry,) = ledger_for(default_result_cache().directory).entries()
+        assert entry.request_id == job and entry.state == "completed"
+        second = _start_edit(tmp_path, server, output="again")
+        _, stderr = second.communicate(timeout=60)
+        assert second.returncode == 0, stderr.decode()
+        assert len(server.submits()) == 1 and billed(server) == [job]
+        (sidecar,) = (tmp_path / "again").glob("*.json")
+        assert json.loads(sidecar.read_text())["request_id"] == job
+        assert not list(ledger_for(default_result_cache().directory).entries())
+        record("Result cache cannot store (disk full), then a restart", server, None,
+               "fetched from fal by its id: 0 submits")
+
+
 async def test_jobs_left_by_a_dead_process_are_collected_when_the_pack_loads(tmp_path):
     with StandInServer(processing_delay=1.0) as server:
         first = _start_edit(tmp_path, server)
@@ -256,9 +324,9 @@ async def test_jobs_left_by_a_dead_process_are_collected_when_the_pack_loads(tmp
         (job,) = server.jobs
         cache = default_result_cache()
         async with FalClient(key=TEST_KEY, base_url=server.base_url) as client:
-            flights = PROCESS_JOBS.collect_left_jobs(client, ledger_for(cache.directory), cache)
+            flights = PROCESS_JOBS.collect_left_jobs(client, JobStore.beside(cache), decode_image)
             assert [f.request_id for f in flights] == [job]
-            await wait_until(lambda: cache.total_bytes() > 0)
+            await wait_until(lambda: stored_bytes(cache) > 0)
         second = _start_edit(tmp_path, server)
         _, stderr = second.communicate(timeout=60)
         assert second.returncode == 0, stderr.decode()
@@ -278,7 +346,7 @@ async def test_queue_again_right_after_cancel(fal, fal_ignores_the_cancel):
     first = next(iter(fal.jobs))
     if fal_ignores_the_cancel:
         assert json.loads(info)["request_id"] == first and len(fal.submits()) == 1
-        assert json.loads(info)["shared_job"] and "nothing billed again" in last_status_text(fal)
+        assert json.loads(info)["shared_job"] and "already paid · $0 (saved $0.04)" in last_status_text(fal)
     else:
         assert json.loads(info)["request_id"] != first and len(fal.submits()) == 2
         assert billed(fal) == [json.loads(info)["request_id"]]

@@ -15,7 +15,7 @@ import torch
 from node_calls import call_node, solid
 from fal_kontext.client import SHARED_UPLOAD_CACHE, FalClient, UploadCache
 from fal_kontext.kontext import models as m
-from fal_kontext.kontext import result_cache
+from fal_kontext.jobs import result_cache
 from fal_kontext.kontext.edit_request import EditRequest
 from fal_kontext.kontext.pipeline import run_edit
 from fal_kontext.kontext.spending import SpendTracker

@@ -17,13 +17,14 @@ from fal_kontext.kontext import models as m
 from fal_kontext.kontext.edit_request import EditRequest
 from fal_kontext.kontext.pipeline import EditOptions, run_edit
 from fal_kontext.kontext.progress import ProgressReporter
-from fal_kontext.kontext.result_cache import default_result_cache
+from fal_kontext.jobs.result_cache import default_result_cache
+from fal_kontext.jobs.store import JobStore
 from fal_kontext.kontext.spending import PROCESS_SPENDING, SPEND_CAP_ENV
 from fal_kontext.nodes.kontext_nodes import FalKontextMulti
 from fal_kontext.standin import StandInServer
 from fault_matrix import reference
 from results_book import table
-from support import allow_short_timeouts, TEST_KEY, wait_until
+from support import allow_short_timeouts, TEST_KEY, stored_bytes, wait_until
 
 pytestmark = pytest.mark.anyio
 RED = (1.0, 0.0, 0.0)
@@ -47,13 +48,9 @@ async def stop_after(seconds: float, work):
 
 
 class EndingProgress(ProgressReporter):
-    """Keeps the final words of a cancelled run."""
+    """Keeps the final words of a cancelled run ("" until there are some)."""
 
     ending = ""
-
-    def cancelled(self, ending: str) -> None:
-        super().cancelled(ending)
-        self.ending = ending
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -156,11 +153,11 @@ async def test_a_cancel_answered_already_completed_says_finished_and_billed_and_
         async with fast_client_factory()(key=TEST_KEY, base_url=server.base_url) as client:
             with pytest.raises(asyncio.CancelledError):
                 await stop_after(0.6, run_edit(client, request, [reference(1)], progress=progress,
-                                               result_cache=cache))
-            assert "already finished" in progress.ending and "billed" in progress.ending
+                                               store=JobStore.beside(cache)))
+            assert "finished already" in progress.ending and "$0.04 billed" in progress.ending
             assert "kept" in progress.ending
-            await wait_until(lambda: cache.total_bytes() > 0)
-            again = await run_edit(client, request, [reference(1)], result_cache=cache)
+            await wait_until(lambda: stored_bytes(cache) > 0)
+            again = await run_edit(client, request, [reference(1)], store=JobStore.beside(cache))
         assert again.info["cached"] and again.info["request_id"] == next(iter(server.jobs))
         assert len(server.submits()) == 1 and len(server.cancels()) == 1
         record("stop after the job finished (cancel answers ALREADY_COMPLETED)", server,
@@ -176,10 +173,10 @@ async def test_a_timeout_after_the_job_finished_keeps_the_paid_result(monkeypatc
         async with fast_client_factory()(key=TEST_KEY, base_url=server.base_url) as client:
             with pytest.raises(FalTimeoutError) as caught:
                 await run_edit(client, request, [reference(1)], options=EditOptions(timeout=0.5),
-                               result_cache=cache)
+                               store=JobStore.beside(cache))
             assert "billed" in str(caught.value) and "kept" in str(caught.value)
-            await wait_until(lambda: cache.total_bytes() > 0)
-            again = await run_edit(client, request, [reference(1)], result_cache=cache)
+            await wait_until(lambda: stored_bytes(cache) > 0)
+            again = await run_edit(client, request, [reference(1)], store=JobStore.beside(cache))
         assert again.info["cached"] and len(server.submits()) == 1
         record("timeout after the job finished (ALREADY_COMPLETED)", server,
                "FalTimeoutError; the paid result is kept and the re-run is served from the cache")

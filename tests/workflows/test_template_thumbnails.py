@@ -45,11 +45,12 @@ def test_references_are_numbered_as_the_node_numbers_them(name):
 def test_the_caption_says_what_this_template_does(name):
     template = describe(name)
     workflow = json.loads((ROOT / "workflows" / "api" / f"{name}.json").read_text())
-    kontext = next(node for node in workflow.values() if node["class_type"].startswith("FalKontext"))
-    count, variants = len(template.references), kontext["inputs"]["num_images"]
+    node = next(node for node in workflow.values()
+                if node["class_type"].startswith(tuple(thumbnails.FAMILIES)))
+    count, variants = len(template.references), node["inputs"].get("num_images", 1)
     assert template.caption.startswith(f"{count} reference{'s' if count > 1 else ''} ")
     assert template.caption.endswith(f"{variants} variants" if variants > 1 else "1 edited image")
-    assert template.instruction == kontext["inputs"]["prompt"]
+    assert template.instruction == node["inputs"]["prompt"]
     assert "side by side" not in template.caption and "stand-in" not in template.caption
 
 

@@ -1,4 +1,4 @@
-"""Specification of the persistent result cache in kontext/result_cache.py: the same paid request
+"""Specification of the persistent result cache in jobs/result_cache.py: the same paid request
 is never billed twice, and a damaged, full or shared cache never fails a run."""
 from __future__ import annotations
 
@@ -20,10 +20,12 @@ from PIL import Image
 
 from fal_kontext.kontext.edit_request import EditRequest
 from fal_kontext.kontext.models import MULTI_MODELS
-from fal_kontext.kontext.result_cache import (
+from fal_kontext.jobs.result_cache import (
     DEFAULT_MAX_BYTES, ENTRY_FILE, UNSEEDED_KEY_PREFIX, CachedResult, ResultCache,
-    default_result_cache, is_cacheable_key, result_cache_directory, result_cache_key)
-from fal_kontext.nodes.comfy_paths import node_result_cache
+    default_result_cache, is_cacheable_key, result_cache_directory)
+from fal_kontext.kontext.pipeline import request_key
+from support import stored_bytes
+from fal_kontext.nodes.comfy_paths import node_job_store
 from fal_kontext.kontext import parameters
 
 REFS = ["ref-a-sha256", "ref-b-sha256"]
@@ -54,7 +56,7 @@ def edit_result(images=((PNG, "image/png"), (JPEG, "image/jpeg")), **info) -> Si
 
 
 def key_for(n: int) -> str:
-    return result_cache_key(request(seed=n), REFS)
+    return request_key(request(seed=n), REFS)
 
 
 def entry_dir(root: Path, key: str) -> Path:
@@ -78,8 +80,8 @@ CHANGED_FIELDS = {
 
 
 def test_key_is_stable_hex_for_equal_requests():
-    key = result_cache_key(request(), REFS)
-    assert key == result_cache_key(request(), list(REFS))
+    key = request_key(request(), REFS)
+    assert key == request_key(request(), list(REFS))
     assert is_cacheable_key(key) and len(key) == 64
 
 
@@ -90,33 +92,33 @@ def test_every_edit_request_field_is_covered_by_the_key_tests():
 @pytest.mark.parametrize("field", sorted(CHANGED_FIELDS))
 def test_changing_any_request_field_changes_the_key(field):
     changed = request().replace(**{field: CHANGED_FIELDS[field]})
-    assert result_cache_key(changed, REFS) != result_cache_key(request(), REFS)
+    assert request_key(changed, REFS) != request_key(request(), REFS)
 
 
 def test_equal_values_of_different_types_share_a_key():
-    assert result_cache_key(request(guidance_scale=4), REFS) == \
-        result_cache_key(request(guidance_scale=4.0), REFS)
+    assert request_key(request(guidance_scale=4), REFS) == \
+        request_key(request(guidance_scale=4.0), REFS)
 
 
 def test_changed_reference_content_changes_the_key():
-    assert result_cache_key(request(), ["ref-a-sha256", "ref-c-sha256"]) != \
-        result_cache_key(request(), REFS)
+    assert request_key(request(), ["ref-a-sha256", "ref-c-sha256"]) != \
+        request_key(request(), REFS)
 
 
 def test_reference_order_and_count_matter():
-    assert result_cache_key(request(), list(reversed(REFS))) != result_cache_key(request(), REFS)
-    assert result_cache_key(request(), REFS[:1]) != result_cache_key(request(), REFS)
+    assert request_key(request(), list(reversed(REFS))) != request_key(request(), REFS)
+    assert request_key(request(), REFS[:1]) != request_key(request(), REFS)
 
 
 def test_key_does_not_depend_on_the_api_key(monkeypatch):
-    before = result_cache_key(request(), REFS)
+    before = request_key(request(), REFS)
     monkeypatch.setenv("FAL_KEY", "key-id:very-secret-value")
-    assert result_cache_key(request(), REFS) == before
+    assert request_key(request(), REFS) == before
 
 
 def test_random_seed_runs_never_hit_and_are_never_stored(tmp_path):
     cache = ResultCache(tmp_path)
-    first, second = (result_cache_key(request(seed=None), REFS) for _ in range(2))
+    first, second = (request_key(request(seed=None), REFS) for _ in range(2))
     assert first != second and first.startswith(UNSEEDED_KEY_PREFIX)
     assert not is_cacheable_key(first)
     cache.put(first, edit_result())
@@ -240,7 +242,7 @@ def test_lru_eviction_by_bytes_keeps_the_recently_read_entry(tmp_path):
     same = ((PNG, "image/png"),)  # identical files, so every entry has the same size
     probe = ResultCache(tmp_path / "probe")
     probe.put(key_for(0), edit_result(images=same))
-    entry_size = probe.total_bytes()
+    entry_size = stored_bytes(probe)
 
     cache = ResultCache(tmp_path / "cache", max_bytes=int(entry_size * 2.5))
     a, b, c = key_for(1), key_for(2), key_for(3)
@@ -250,14 +252,14 @@ def test_lru_eviction_by_bytes_keeps_the_recently_read_entry(tmp_path):
     cache.put(c, edit_result(images=same))
     assert cache.get(b) is None
     assert cache.get(a) is not None and cache.get(c) is not None
-    assert cache.total_bytes() <= cache.max_bytes
+    assert stored_bytes(cache) <= cache.max_bytes
 
 
 def test_entry_larger_than_the_cap_is_not_stored(tmp_path):
     cache = ResultCache(tmp_path, max_bytes=len(PNG) + len(JPEG))  # no room for entry.json too
     cache.put(key_for(1), edit_result())
     assert cache.get(key_for(1)) is None
-    assert cache.total_bytes() == 0
+    assert stored_bytes(cache) == 0
 
 
 # --- concurrency ------------------------------------------------------------------------------
@@ -292,7 +294,7 @@ WORKER = """
 import hashlib, json, sys
 from pathlib import Path
 from types import SimpleNamespace
-from fal_kontext.kontext.result_cache import ResultCache
+from fal_kontext.jobs.result_cache import ResultCache
 root, shared_key, own_key, image_path = sys.argv[1:5]
 data = Path(image_path).read_bytes()
 cache = ResultCache(Path(root))
@@ -372,9 +374,9 @@ def test_inside_comfyui_the_user_directory_is_used(tmp_path, monkeypatch):
     fake.get_temp_directory = lambda: str(tmp_path / "temp")
     monkeypatch.setitem(sys.modules, "folder_paths", fake)
     monkeypatch.delenv("FAL_KONTEXT_RESULT_CACHE_DIR")
-    assert node_result_cache().directory == tmp_path / "user" / "fal-kontext" / "results"
+    assert node_job_store().cache.directory == tmp_path / "user" / "fal-kontext" / "results"
     monkeypatch.setenv("FAL_KONTEXT_RESULT_CACHE_DIR", str(tmp_path / "x"))
-    assert node_result_cache().directory == tmp_path / "x"
+    assert node_job_store().cache.directory == tmp_path / "x"
     assert default_result_cache({}).directory != tmp_path / "user" / "fal-kontext" / "results"
 
 
@@ -383,7 +385,7 @@ def test_inside_older_comfyui_the_temp_directory_is_used(tmp_path, monkeypatch):
     fake.get_temp_directory = lambda: str(tmp_path / "temp")
     monkeypatch.setitem(sys.modules, "folder_paths", fake)
     monkeypatch.delenv("FAL_KONTEXT_RESULT_CACHE_DIR")
-    assert node_result_cache().directory == tmp_path / "temp" / "fal-kontext" / "results"
+    assert node_job_store().cache.directory == tmp_path / "temp" / "fal-kontext" / "results"
 
 
 @pytest.mark.parametrize("platform, env, expected", [

@@ -25,13 +25,11 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from ..client.logs import logger
-from .edit_request import EditRequest
-
-if TYPE_CHECKING:
-    from .pipeline import EditResult
+from .durable import fsync_directory, write_synced
+from .result_collection import EditResult
 
 # Part of every key: bump it when the key payload or the entry layout changes meaning.
 CACHE_FORMAT_VERSION = 1
@@ -70,17 +68,19 @@ class CachedResult:
     info: dict[str, Any]
 
 
-def result_cache_key(request: EditRequest, reference_keys: Sequence[str]) -> str:
+def result_cache_key(endpoint_id: str, fields: Mapping[str, Any], reference_keys: Sequence[str],
+                     *, reproducible: bool = True) -> str:
     """sha256 hex over the endpoint, every request field (checked, so 4 and 4.0 or 2 and "2"
     share a key), the reference content keys in order and the format version.
 
-    A run that leaves fal to pick at random (no seed) gets a key starting with
-    UNSEEDED_KEY_PREFIX that is unique per call, and ResultCache neither looks it up nor stores it.
+    A run that leaves fal to pick at random (no seed, `reproducible` False) gets a key starting
+    with UNSEEDED_KEY_PREFIX that is unique per call, and ResultCache neither looks it up nor
+    stores it.
     """
-    if not request.reproducible:
+    if not reproducible:
         return f"{UNSEEDED_KEY_PREFIX}{uuid.uuid4().hex}"
-    # Every field of the table, not a hand-kept list: a field added later changes the key.
-    fields = {"model": request.model.endpoint_id, **request.checked_values()}
+    # Every field the request has, not a hand-kept list: a field added later changes the key.
+    fields = {"model": endpoint_id, **fields}
     payload = {
         "format": CACHE_FORMAT_VERSION,
         "request": fields,
@@ -138,33 +138,29 @@ class ResultCache:
             _touch(entry_dir / ENTRY_FILE)
         return cached
 
-    def put(self, key: str, result: EditResult) -> None:
-        """Store `result` under `key` (atomically), then evict old entries down to max_bytes."""
+    def put(self, key: str, result: EditResult) -> bool:
+        """Store `result` under `key` (atomically), then evict old entries down to max_bytes.
+        True when the result is stored (by this call or an earlier one); False when it is not,
+        so the caller keeps another way to reach it."""
         if not is_cacheable_key(key):
-            return
+            return False
         try:
-            self._put(key, result)
+            return self._put(key, result)
         except Exception as error:  # noqa: BLE001 - the run is paid for already; lose only the copy
             logger.warning("could not store the result in the cache at %s (%s); continuing "
                            "without caching it", self.directory, error,
                            exc_info=not isinstance(error, OSError))
+            return False
 
-    def total_bytes(self) -> int:
-        """Bytes used by complete entries right now (scans the directory)."""
-        try:
-            return sum(size for _, size, _ in self._scan_entries())
-        except FileNotFoundError:
-            return 0
-
-    def _put(self, key: str, result: EditResult) -> None:
+    def _put(self, key: str, result: EditResult) -> bool:
         images = [(bytes(image.data), str(image.content_type)) for image in result.images]
         if not images:
-            return
+            return False
         try:
             info = json.loads(json.dumps(result.info, allow_nan=False))
         except (TypeError, ValueError) as error:
             logger.warning("result info is not JSON (%s); not caching this result", error)
-            return
+            return False
         files = [{"name": f"{index}.{_extension(content_type)}", "content_type": content_type,
                   "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
                  for index, (data, content_type) in enumerate(images)]
@@ -174,26 +170,27 @@ class ResultCache:
         if size > self.max_bytes:
             logger.info("result of %d bytes is larger than the result cache (%d bytes); not cached",
                         size, self.max_bytes)
-            return
+            return False
         entry_dir = self.entry_directory(key)
         if (entry_dir / ENTRY_FILE).exists():
-            return  # another node or process stored the same result meanwhile
+            return True  # another node or process stored the same result meanwhile
         self.directory.mkdir(parents=True, exist_ok=True)
         temp = self.directory / f"{_TEMP_PREFIX}{key}-{uuid.uuid4().hex}"
         temp.mkdir()
         try:
             for spec, (data, _) in zip(files, images):
-                _write_synced(temp / spec["name"], data)
-            _write_synced(temp / ENTRY_FILE, manifest)
+                write_synced(temp / spec["name"], data)
+            write_synced(temp / ENTRY_FILE, manifest)
             _touch(temp / ENTRY_FILE)
-            _fsync_directory(temp)
+            fsync_directory(temp)
             entry_dir.parent.mkdir(exist_ok=True)
             if _rename_into_place(temp, entry_dir):
-                _fsync_directory(entry_dir.parent)
+                fsync_directory(entry_dir.parent)
         finally:
             if temp.exists():  # renamed away on success; otherwise ours is surplus or partial
                 shutil.rmtree(temp, ignore_errors=True)
         self._evict(keep=key)
+        return True
 
     def _evict(self, keep: str) -> None:
         """Remove least-recently-used entries (never `keep`) until the total fits max_bytes."""
@@ -322,29 +319,6 @@ def _entry_usage(entry_dir: str) -> tuple[int, int] | None:
 
 def _extension(content_type: str) -> str:
     return _EXTENSIONS.get(content_type.split(";")[0].strip().lower(), "bin")
-
-
-def _write_synced(path: Path, data: bytes) -> None:
-    with open(path, "xb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
-
-
-def _fsync_directory(path: Path) -> None:
-    # Makes the rename itself durable on POSIX; Windows cannot open directories for fsync.
-    if os.name == "nt":
-        return
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some filesystems refuse fsync on directories; the data files are synced already
-    finally:
-        os.close(fd)
 
 
 def _touch(path: Path) -> None:

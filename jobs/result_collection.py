@@ -11,9 +11,9 @@ from typing import Any, Callable
 
 from ..client import FalClient
 from ..client.errors import DownloadError
-from .errors import DecodeError, SafetyFilterError
 from ..client.logs import logger
 from ..client.queue_types import RequestHandle
+from .errors import DecodeError, SafetyFilterError
 from .result_images import decode_image
 
 Decoder = Callable[[bytes], Any]  # raises DecodeError for bytes that are not a usable image

@@ -1,4 +1,4 @@
-"""Result bytes -> pixels (kontext/result_images.py): orientation, formats, bomb limits."""
+"""Result bytes -> pixels (jobs/result_images.py): orientation, formats, bomb limits."""
 from __future__ import annotations
 
 import io
@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from fal_kontext.kontext.errors import DecodeError
-from fal_kontext.kontext.result_images import decode_image
+from fal_kontext.jobs.result_images import decode_image
 
 
 def png_bytes(image: Image.Image) -> bytes:
