@@ -315,6 +315,14 @@ def test_interrupt_cancels_the_fal_job_and_reports_interrupted(comfy, standin):
     assert server.saved_images(server.run(_with_seeds(prompt, 1)))
 
 
+# A Kontext template (FLUX.2's sorts first): its node checks the prompt when queued.
+KONTEXT_API_WORKFLOW = next(path for path in API_WORKFLOWS if path.stem.startswith("Kontext - "))
+
+
+def _kontext_node_ids(prompt: dict) -> list[str]:
+    return [node_id for node_id, node in prompt.items() if node["class_type"] in KONTEXT_NODES]
+
+
 def _kontext_refusals(answer: dict) -> list[dict]:
     return [error for node in answer.get("node_errors", {}).values()
             if node["class_type"] in KONTEXT_NODES for error in node["errors"]]
@@ -322,7 +330,7 @@ def _kontext_refusals(answer: dict) -> list[dict]:
 
 def test_an_empty_prompt_is_refused_when_queued_and_nothing_runs(comfy, standin):
     server, _ = comfy
-    prompt = _with_seeds(_load(API_WORKFLOWS[0]), 400_000)
+    prompt = _with_seeds(_load(KONTEXT_API_WORKFLOW), 400_000)
     node_id = _kontext_node_ids(prompt)[0]
     prompt[node_id]["inputs"]["prompt"] = "   "
     standin.clear_requests()
@@ -340,7 +348,7 @@ def test_an_empty_prompt_is_refused_when_queued_and_nothing_runs(comfy, standin)
 
 def test_a_value_out_of_range_is_refused_when_queued(comfy, standin):
     server, _ = comfy
-    prompt = _with_seeds(_load(API_WORKFLOWS[0]), 400_001)
+    prompt = _with_seeds(_load(KONTEXT_API_WORKFLOW), 400_001)
     prompt[_kontext_node_ids(prompt)[0]]["inputs"]["num_images"] = 9
     standin.clear_requests()
     status, answer = server.post_answer("/prompt", {"prompt": prompt, "client_id": "test"})
@@ -355,7 +363,7 @@ def test_a_failure_is_reported_under_the_packs_import_name(comfy, standin):
     # ComfyUI's report ("Show Report") names the exception's class by module; ComfyUI imports the
     # pack by its folder path, which made that name a file path.
     server, _ = comfy
-    prompt = _with_seeds(_load(API_WORKFLOWS[0]), 400_002)
+    prompt = _with_seeds(_load(KONTEXT_API_WORKFLOW), 400_002)
     node_id = _kontext_node_ids(prompt)[0]
     prompt[node_id]["inputs"]["prompt"] += " [policy]"  # the stand-in refuses it as fal would
     entry = server.wait(server.queue(prompt))

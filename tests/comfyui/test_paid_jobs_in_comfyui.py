@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-from comfyui_process import COMFYUI_DIR, COMFYUI_PYTHON, HAVE_COMFYUI, PACK_ROOT, ComfyUI, link_pack
+from comfyui_process import (COMFYUI_DIR, COMFYUI_PYTHON, HAVE_COMFYUI, PACK_ROOT, ComfyUI,
+                             custom_nodes_folder, link_pack)
 from fal_kontext.standin import StandInServer
 
 DUCKLING = PACK_ROOT / "workflows" / "api" / "Kontext - duckling on t-shirt.json"
@@ -35,7 +36,7 @@ def standin():
 @pytest.fixture
 def comfy(standin, tmp_path):
     root = Path(COMFYUI_DIR).resolve()
-    link_pack(root / "custom_nodes")
+    link_pack(custom_nodes_folder(root))
     env = {name: value for name, value in os.environ.items()
            if not name.startswith(("FAL_", "PYTEST_"))}
     env.update({"FAL_KEY": "test-key-123", "FAL_KONTEXT_BASE_URL": standin.base_url,
