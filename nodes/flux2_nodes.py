@@ -12,6 +12,7 @@ from ..kontext.flux2_request import Flux2EditRequest
 from ..kontext.pipeline import EditResult
 from ..kontext.parameters import MODEL
 from .node_inputs import node_input_types, reference_socket
+from .queue_checks import check_when_queued
 from .node_runs import NodeRun, node_outputs
 from .references import collect_references, sent_reference_sizes
 
@@ -29,21 +30,23 @@ class FalFlux2Edit:
     OUTPUT_TOOLTIPS = (
         "The edited image (FLUX.2 makes one per run).",
         "The seed fal used.",
-        "JSON: request id, endpoint, seed, estimated_cost_usd, billed megapixels, the output size "
-        "and the reference sizes as sent.",
+        "JSON: fal request id, seed, estimated cost, billed megapixels, output and reference sizes.",
     )
     FUNCTION = "edit"
     CATEGORY = CATEGORY
-    DESCRIPTION = (f"FLUX.2 multi-reference editing on fal.ai ([pro], [max], [flex]): up to "
-                   f"{f.FLUX2_MAX_REFERENCES} reference images and an instruction. Billed per "
-                   "megapixel of output and references. Needs FAL_KEY.")
+    DESCRIPTION = ("FLUX.2 on fal.ai: edits the images on its inputs as an instruction says. "
+                   "fal bills per megapixel (FAL_KEY).")
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, prompt: str | None = None) -> bool | str:
+        """An empty instruction is refused when the prompt is queued (see the Kontext nodes)."""
+        return check_when_queued({"prompt": prompt})
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
-        more = "More references (a batch counts frame by frame), appended after the ones before."
+        more = "More references, numbered after the ones before (each frame of a batch counts)."
         return node_input_types(
-            {"images": reference_socket("Reference images; every frame of the batch is one "
-                                        "reference, in batch order (image 1, image 2, ...).")},
+            {"images": reference_socket("Image 1; a batch gives images 1, 2, ... in batch order.")},
             {name: reference_socket(more) for name in cls.REFERENCE_INPUTS[1:]}, cls.__name__,
             cls.TABLE)
 

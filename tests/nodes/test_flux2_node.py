@@ -92,7 +92,7 @@ def test_every_input_has_a_tooltip_and_flex_fields_say_they_are_flex_only():
     for name in ("guidance_scale", "num_inference_steps"):
         assert "[flex] only" in spec["required"][name][1]["tooltip"]
         assert "not sent" in spec["required"][name][1]["tooltip"]
-    assert "$0.015" in spec["required"]["model"][1]["tooltip"]
+    assert "per megapixel" in spec["required"]["model"][1]["tooltip"]
 
 
 def test_reference_sizes_as_sent_are_read_from_the_tensors_in_socket_then_batch_order():

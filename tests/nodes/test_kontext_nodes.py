@@ -14,6 +14,7 @@ from fal_kontext import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
 from fal_kontext.client import MissingKeyError, ValidationError
 from fal_kontext.kontext import models as m
 from fal_kontext.kontext.errors import InvalidInputError, SafetyFilterError
+from fal_kontext.nodes.flux2_nodes import FalFlux2Edit
 from fal_kontext.nodes.kontext_nodes import FalKontextEdit, FalKontextMulti
 from fal_kontext.standin import StandInServer
 from support import allow_short_timeouts, TEST_KEY
@@ -65,7 +66,7 @@ def test_nodes_live_in_the_packs_own_menu_not_among_comfys_billed_api_nodes(node
     assert not getattr(node_class, "API_NODE", False)
 
 
-@pytest.mark.parametrize("node_class", [FalKontextMulti, FalKontextEdit])
+@pytest.mark.parametrize("node_class", [FalKontextMulti, FalKontextEdit, FalFlux2Edit])
 def test_descriptions_and_tooltips_are_one_short_line(node_class):
     # The node's hover text and each input's: details live in the README.
     assert "\n" not in node_class.DESCRIPTION and len(node_class.DESCRIPTION) <= 120

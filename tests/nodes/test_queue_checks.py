@@ -92,3 +92,10 @@ def test_too_many_references_cannot_be_known_at_queue_time(node_class):
     for model in node_class.MODELS.values():
         limit = m.MAX_REFERENCES if model.takes_many_references else 1
         assert len(node_class.REFERENCE_INPUTS) <= limit
+
+
+def test_the_flux2_node_refuses_an_empty_prompt_when_queued_too():
+    from fal_kontext.nodes.flux2_nodes import FalFlux2Edit
+    assert FalFlux2Edit.VALIDATE_INPUTS(prompt="put the duck on the shirt") is True
+    refusal = FalFlux2Edit.VALIDATE_INPUTS(prompt="   ")
+    assert isinstance(refusal, str) and refusal.startswith("prompt is empty")
