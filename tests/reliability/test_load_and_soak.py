@@ -104,10 +104,12 @@ async def test_sequential_and_concurrent_runs_under_jitter_and_transient_faults(
         started = time.monotonic()
         await asyncio.gather(*(one_run() for _ in range(CONCURRENT_RUNS)))
         concurrent_seconds = time.monotonic() - started
+        # Measured once every pool has closed and every job thread is idle: what the runs
+        # left behind, not what a connection or a job in its last step still held.
+        sockets_after, threads_after = await settled_after_pools_closed(baseline)
         gc.collect()
         traced_growth = (tracemalloc.get_traced_memory()[0] - traced_before) / 2**20
         tracemalloc.stop()
-        sockets_after, threads_after = await settled_after_pools_closed(baseline)
         new_sockets, new_threads = sockets_after - sockets, threads_after - threads
         rss_growth = rss_mb() - rss
 
