@@ -34,6 +34,8 @@ SINGLE_MODELS: dict[str, KontextModel] = {
 }
 ALL_MODELS: tuple[KontextModel, ...] = (*MULTI_MODELS.values(), *SINGLE_MODELS.values())
 MODEL_TIERS: tuple[str, ...] = tuple(MULTI_MODELS)
+# Every endpoint the pack sends jobs to: where a request can be fetched by its id.
+ENDPOINT_IDS: tuple[str, ...] = tuple(model.endpoint_id for model in ALL_MODELS)
 
 
 # Parameter ranges, as fal documents them for the Kontext endpoints.

@@ -160,13 +160,18 @@ def _scratch_file() -> IO[bytes]:
     return tempfile.TemporaryFile()
 
 
+def fits_unscaled(width: int, height: int, max_megapixels: float) -> bool:
+    """True when a frame of this size is sent at its own size (0 or less: no limit)."""
+    return max_megapixels <= 0 or width * height <= max_megapixels * 1e6
+
+
 def downscale_frame(frame: np.ndarray, max_megapixels: float) -> np.ndarray:
     """Shrink a uint8 frame (Pillow LANCZOS, aspect kept) to at most `max_megapixels`;
     0 or less means no limit. Returns `frame` itself when it already fits."""
     height, width = frame.shape[:2]
-    limit = max_megapixels * 1e6
-    if max_megapixels <= 0 or width * height <= limit:
+    if fits_unscaled(width, height, max_megapixels):
         return frame
+    limit = max_megapixels * 1e6
     scale = math.sqrt(limit / (width * height))
     # Floor both sides so the result never exceeds the limit.
     size = (max(1, math.floor(width * scale)), max(1, math.floor(height * scale)))

@@ -1,5 +1,5 @@
 """ComfyUI glue: node classes, tensor conversion, progress/interrupt bridge."""
-from .kontext_nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+from .registry import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
 from .left_jobs import collect_left_jobs_on_load
 from .price_route import register_price_route
 from .sample_inputs import install_sample_inputs_into_comfyui

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .kontext_nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+from .registry import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
 
 START, END = "<!-- node-reference:start -->", "<!-- node-reference:end -->"
 

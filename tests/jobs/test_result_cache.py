@@ -135,7 +135,7 @@ def test_put_then_get_returns_identical_files_and_info(tmp_path):
     cache.put(key, result)
     cached = cache.get(key)
     assert cached == CachedResult(images=[(PNG, "image/png"), (JPEG, "image/jpeg")],
-                                  info=result.info)
+                                  info=result.info, served=(None, None))
     assert cache.get(key_for(2)) is None
 
 

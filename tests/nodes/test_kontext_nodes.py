@@ -36,9 +36,10 @@ def dominant(colour: tuple[float, ...]) -> int:
     return max(range(3), key=lambda i: colour[i])
 
 
-def test_the_pack_exports_both_nodes_with_display_names():
-    assert set(NODE_CLASS_MAPPINGS) == {"FalKontextMulti", "FalKontextEdit"}
+def test_the_pack_exports_its_nodes_with_display_names():
+    assert set(NODE_CLASS_MAPPINGS) == {"FalKontextMulti", "FalKontextEdit", "FalResultByRequestId"}
     assert NODE_DISPLAY_NAME_MAPPINGS["FalKontextMulti"] == "FLUX.1 Kontext Multi (fal)"
+    assert NODE_DISPLAY_NAME_MAPPINGS["FalResultByRequestId"] == "fal Result by Request ID"
 
 
 @pytest.mark.parametrize("node_class", [FalKontextMulti, FalKontextEdit])
