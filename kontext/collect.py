@@ -42,11 +42,12 @@ async def collect_request(client: FalClient, request_id: str, endpoint_id: str, 
                           progress: ProgressReporter | None = None,
                           store: JobStore | None = None, decode: Decoder = decode_image,
                           runner: JobRunner = PROCESS_JOBS,
-                          endpoints: Sequence[str] = m.ENDPOINT_IDS) -> EditResult:
-    """The images of fal request `request_id` sent to `endpoint_id` (one of `endpoints`): from
-    the result cache, else followed at fal until it finishes, then downloaded and stored. A
-    cancel only stops the wait; the job is never cancelled from here."""
+                          endpoints: Sequence[str] | None = None) -> EditResult:
+    """The images of fal request `request_id` sent to `endpoint_id` (one of `endpoints`, by
+    default the model table's): from the result cache, else followed at fal until it finishes,
+    then downloaded and stored. A cancel only stops the wait; the job is never cancelled here."""
     request_id = checked_request_id(request_id)
+    endpoints = m.ENDPOINT_IDS if endpoints is None else endpoints
     if endpoint_id not in endpoints:
         raise InvalidInputError(ENDPOINT_INPUT, f"must be one of {', '.join(endpoints)}; "
                                                 f"got {endpoint_id!r}")
