@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.request
+from pathlib import Path
 
 import pytest
 
+from fal_kontext.cli.main import build_parser
 from fal_kontext.client import FalClient
+from fal_kontext.jobs.ledger import LedgerEntry, log_unnamed_submit
+from fal_kontext.nodes.registry import NODE_DISPLAY_NAME_MAPPINGS
 from fal_kontext.standin import StandInServer
 from support import TEST_KEY, png_bytes
 from test_cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_USAGE, cli_env, run_cli
@@ -96,3 +102,18 @@ def test_ctrl_c_stops_waiting_and_never_cancels_the_job(tmp_path):
         assert process.returncode == EXIT_INTERRUPTED, stderr
         assert f"Interrupted. Stopped waiting · fal request {request_id[:8]} goes on" in stderr
         assert not server.cancels()
+
+
+def test_the_unnamed_submit_log_line_names_the_node_and_command_as_they_are(caplog):
+    """A process killed before fal named its job leaves this line for the next start: the way it
+    names to get the result must exist, spelled as the user will type or search it."""
+    log_unnamed_submit(LedgerEntry(cache_key="c" * 64, endpoint_id=ENDPOINT, submitted_at=0.0,
+                                   keep_until=0.0, state="submitting"))
+    line = caplog.text
+    assert f"'{NODE_DISPLAY_NAME_MAPPINGS['FalResultByRequestId']}' node" in line
+    command = re.search(r"`(fal-kontext collect [^`]+)`", line).group(1)
+    program, *arguments = command.replace("REQUEST_ID", "764cabcf-b745-4b3e-ae38-1200304cf45b").split()
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
+    assert program in pyproject["project"]["scripts"]
+    parsed = build_parser().parse_args(arguments)
+    assert parsed.command == "collect" and parsed.endpoint == ENDPOINT
