@@ -15,8 +15,8 @@ import sys
 import time
 import traceback
 
-from . import (bench_concurrency, bench_memory, bench_overhead, bench_png, bench_rerun,
-               bench_scaling, bench_status_requests, bench_uplink)
+from . import (bench_chain, bench_concurrency, bench_memory, bench_overhead, bench_png,
+               bench_rerun, bench_scaling, bench_status_requests, bench_uplink)
 from . import harness as h
 
 BENCHMARKS = {
@@ -28,6 +28,7 @@ BENCHMARKS = {
     "scaling": bench_scaling.run,
     "status_requests": bench_status_requests.run,  # S1, S2 (issue 11)
     "uplink": bench_uplink.run,  # U1: first run over a 20 / 100 Mbit/s uplink
+    "chain": bench_chain.run,  # C1: step 2 of a two-step chain over a 20 Mbit/s uplink
 }
 HERE = os.path.dirname(os.path.abspath(__file__))
 CAVEATS = (

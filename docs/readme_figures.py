@@ -45,6 +45,11 @@ noise itself: no JPEG or WebP setting gets 40 dB on it below ~40 % of a PNG (eve
 measured is in bench/results.md), while the quality scale (q94) dropped to 35.5 dB. **P3**
 counts the pack's conversion, hash and colour count (~5 ms) on top of the encoder."""
 
+BENCH_CHAIN = """**Chained edits (C1).** A result fed into the next Kontext node is a file fal already serves:
+the pack sends its URL (see "Chained edits" under How the nodes behave), where it used to encode
+the result's pixels and upload them, a second JPEG generation of a photo. Step 2 of a two-step
+chain over a 20 Mbit/s uplink, against the same pack with that table emptied:"""
+
 RELIABILITY_INTRO = """## Reliability, security and spend safety
 
 Every figure below comes from `FAL_KONTEXT_RECORD_RESULTS=1 python -m pytest tests/reliability`
@@ -95,6 +100,8 @@ def benchmarks_block() -> str:
         BENCH_ENCODING,
         bold_table(markdown_section(report, "png"), "What each reference is sent as"),
         markdown_section(report, "uplink"),
+        BENCH_CHAIN,
+        markdown_section(report, "chain"),
         BENCH_P5,
         markdown_section(report, "concurrency"),
         "**Scaling** — overhead grows linearly with input bytes, at about a sixth of the "
