@@ -178,7 +178,7 @@ async def _edit(args: argparse.Namespace) -> EditResult:
 async def _collect(args: argparse.Namespace) -> EditResult:
     with progress_sink(args.quiet) as reporter:
         args.reporter = reporter
-        async with FalClient(base_url=os.environ.get("FAL_KONTEXT_BASE_URL") or None) as client:
+        async with FalClient() as client:  # key and hosts from the environment, as for edit
             return await collect_request(client, args.request_id, args.endpoint,
                                          nsfw_policy=args.nsfw_policy, progress=reporter)
 
