@@ -25,6 +25,7 @@ DESCRIPTIONS = {  # one line each: what the workflow shows
     "Kontext - duckling on t-shirt": "2 references: the duckling onto the t-shirt",
     "Kontext - product beach scene": "3 references: bottle, beach and logo",
     "Kontext - four seed variants": "1 reference, 4 variants from one job",
+    "FLUX.2 - duckling and logo tee": "FLUX.2, 3 references: duckling and logo on the tee",
 }
 NOTICE = "offline stand-in render (references pasted side by side)"
 

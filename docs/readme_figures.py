@@ -45,8 +45,13 @@ noise itself: no JPEG or WebP setting gets 40 dB on it below ~40 % of a PNG (eve
 measured is in bench/results.md), while the quality scale (q94) dropped to 35.5 dB. **P3**
 counts the pack's conversion, hash and colour count (~5 ms) on top of the encoder."""
 
-BENCH_CHAIN = """**Chained edits (C1).** A result fed into the next Kontext node is a file fal already serves:
-the pack sends its URL (see "Chained edits" under How the nodes behave), where it used to encode
+BENCH_FLUX2 = """**F1: what the reference downscale saves on FLUX.2.** FLUX.2 bills the references' megapixels
+like the output's, so the pack's default `max_reference_megapixels` (1 on the FLUX.2 node) is a
+price decision as much as an upload one. The figures are the pack's price rule applied to the
+sizes it sends (the stand-in bills by the same rule):"""
+
+BENCH_CHAIN = """**Chained edits (C1).** A result fed into the next node is a file fal already serves: the
+pack sends its URL (see "Chained edits" under How the nodes behave), where it used to encode
 the result's pixels and upload them, a second JPEG generation of a photo. Step 2 of a two-step
 chain over a 20 Mbit/s uplink, against the same pack with that table emptied:"""
 
@@ -107,6 +112,8 @@ def benchmarks_block() -> str:
         "**Scaling** — overhead grows linearly with input bytes, at about a sixth of the "
         "baseline's slope (the plot, bench/scaling.png, is drawn when matplotlib is installed):",
         bold_table(markdown_section(report, "scaling"), "Straight-line fit"),
+        BENCH_FLUX2,
+        bold_table(markdown_section(report, "flux2_price"), "FLUX.2 price of one edit"),
     ])
 
 

@@ -59,10 +59,6 @@ class Runner(Protocol):
 
     def forget(self, job: "Job") -> None: ...
 
-    def watch_for_at_most(self, job: "Job", seconds: float) -> None: ...
-
-    def stop_following(self, job: "Job") -> None: ...
-
 
 class Origin(enum.Enum):
     OURS = "ours"  # this process submits it for the run that leads it
@@ -123,8 +119,8 @@ class Job:
         self._rejoined = False  # a run joined after every earlier one had given up
         self._cancel_when_named = False
         self._finished_hint: asyncio.Event | None = None  # made on the runner's loop
-        self.task: asyncio.Task | None = None
-        self.watch_timer: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task | None = None
+        self._watch_timer: asyncio.TimerHandle | None = None
 
     def __repr__(self) -> str:
         return f"Job({self.key[:12]}, {self.origin.value}, {self.phase.value}, {self.request_id})"
@@ -169,7 +165,26 @@ class Job:
             except Exception as error:  # noqa: BLE001 - a broken progress sink must not stop the job
                 logger.debug("progress listener failed: %s", error)
 
-    async def drive(self, order: JobOrder | None) -> None:
+    def begin(self, order: JobOrder | None) -> None:
+        """Start the job's life on the runner's loop (called there)."""
+        self._task = asyncio.get_running_loop().create_task(self._drive(order))
+
+    def watch_for_at_most(self, seconds: float) -> None:
+        """Nobody waits for the job: follow it this long at most (called on the runner's loop)."""
+        if self.ending is None and self._watch_timer is None:
+            self._watch_timer = asyncio.get_running_loop().call_later(seconds, self._watch_ended,
+                                                                      seconds)
+
+    def _watch_ended(self, seconds: float) -> None:
+        logger.info("fal request %s is no longer followed after %.0f s; the job ledger keeps it "
+                    "for a later run", self.request_id, seconds)
+        self.stop_following()
+
+    def stop_following(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+    async def _drive(self, order: JobOrder | None) -> None:
         """The job's whole life from here: submit (ours) or wait for its id (another process's
         submit), follow, collect, store; every ending goes through `_end`."""
         self._finished_hint = asyncio.Event()
@@ -316,9 +331,9 @@ class Job:
             self.fail_before_submit(error)
             return self._snapshot(EndingKind.NEVER_SUBMITTED)
         if self.phase is JobPhase.AWAITING_NAME:
-            self.runner.stop_following(self)  # the other process follows it
+            self.stop_following()  # the other process follows it
             return self._snapshot(EndingKind.LEFT_RUNNING, shared=True)
-        self.runner.watch_for_at_most(self, ABANDONED_WATCH_SECONDS)
+        self.watch_for_at_most(ABANDONED_WATCH_SECONDS)
         if self.origin is Origin.ADOPTED:
             return self._snapshot(EndingKind.LEFT_RUNNING, shared=True)
         if self.request_id is None:
@@ -399,9 +414,9 @@ class Job:
             return
         self.ending = ending
         self._move(JobPhase.ENDED)
-        if self.watch_timer is not None:
-            self.watch_timer.cancel()
-            self.watch_timer = None
+        if self._watch_timer is not None:
+            self._watch_timer.cancel()
+            self._watch_timer = None
         self.runner.forget(self)
         if error is not None:
             self.future.set_exception(error)
@@ -456,6 +471,11 @@ class Ticket:
     @property
     def request_id(self) -> str | None:
         return self.job.request_id
+
+    @property
+    def ending(self) -> JobEnding | None:
+        """How the job ended, once it has (None while it lives)."""
+        return self.job.ending
 
     def submit(self, order: JobOrder) -> None:
         """Start the job (the leading run calls this once its references are sent)."""

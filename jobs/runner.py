@@ -147,7 +147,7 @@ class JobRunner:
             logger.info("collecting fal request %s, left running by an earlier process",
                         entry.request_id)
             self.start(job, None)
-            self.watch_for_at_most(job, ABANDONED_WATCH_SECONDS)
+            self.call_soon(job.watch_for_at_most, ABANDONED_WATCH_SECONDS)
             jobs.append(job)
         return jobs
 
@@ -163,31 +163,13 @@ class JobRunner:
 
     # -- the loop --------------------------------------------------------------------------------
     def start(self, job: Job, order: JobOrder | None) -> None:
-        def begin() -> None:
-            job.task = self._loop.create_task(job.drive(order))
-        self._ensure_loop().call_soon_threadsafe(begin)
+        self._ensure_loop().call_soon_threadsafe(job.begin, order)
 
     def call(self, work: Coroutine[Any, Any, Any]) -> concurrent.futures.Future:
         return asyncio.run_coroutine_threadsafe(work, self._ensure_loop())
 
     def call_soon(self, function: Callable[..., Any], *args: Any) -> None:
         self._ensure_loop().call_soon_threadsafe(function, *args)
-
-    def watch_for_at_most(self, job: Job, seconds: float) -> None:
-        """Follow a job nobody waits for at most this long (on the loop)."""
-        def stop() -> None:
-            logger.info("fal request %s is no longer followed after %.0f s; the job ledger "
-                        "keeps it for a later run", job.request_id, seconds)
-            self.stop_following(job)
-
-        def arm() -> None:
-            if job.ending is None and job.watch_timer is None:
-                job.watch_timer = self._loop.call_later(seconds, stop)
-        self._ensure_loop().call_soon_threadsafe(arm)
-
-    def stop_following(self, job: Job) -> None:
-        if job.task is not None and not job.task.done():
-            job.task.cancel()
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         with self._loop_lock:
@@ -249,6 +231,17 @@ class JobRunner:
             asyncio.run_coroutine_threadsafe(stop_all(), loop).result(timeout)
         except Exception as error:  # noqa: BLE001 - best effort
             logger.debug("job runner reset incomplete: %s", error)
+
+
+    def close(self, timeout: float = 5.0) -> None:
+        """`reset`, then end the loop's thread (a runner that is not the process's own)."""
+        self.reset(timeout)
+        with self._loop_lock:
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+        if loop is not None and thread is not None and thread.is_alive():
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout)
 
 
 PROCESS_JOBS = JobRunner()

@@ -23,6 +23,7 @@ from ..jobs.result_images import decode_image
 from ..jobs.runner import PROCESS_JOBS, JobRunner
 from ..jobs.store import JobStore, default_job_store
 from ..jobs.words import done_line
+from . import flux2_models as f
 from . import models as m
 from . import parameters as p
 from .errors import InvalidInputError
@@ -37,6 +38,13 @@ _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")  # anything else cannot go 
 _NOT_SERVED = (403, 404, 410)  # the CDN's answers for a file past its lifetime
 
 
+def pack_endpoints() -> tuple[str, ...]:
+    """Every endpoint the pack sends jobs to, from the model tables: where a request the pack
+    (or anyone) sent can be fetched by its id."""
+    return (*(model.endpoint_id for model in m.ALL_MODELS),
+            *(model.endpoint_id for model in f.FLUX2_MODELS.values()))
+
+
 async def collect_request(client: FalClient, request_id: str, endpoint_id: str, *,
                           nsfw_policy: str = p.BY_NAME["nsfw_policy"].default,
                           progress: ProgressReporter | None = None,
@@ -44,10 +52,10 @@ async def collect_request(client: FalClient, request_id: str, endpoint_id: str, 
                           runner: JobRunner = PROCESS_JOBS,
                           endpoints: Sequence[str] | None = None) -> EditResult:
     """The images of fal request `request_id` sent to `endpoint_id` (one of `endpoints`, by
-    default the model table's): from the result cache, else followed at fal until it finishes,
+    default `pack_endpoints()`): from the result cache, else followed at fal until it finishes,
     then downloaded and stored. A cancel only stops the wait; the job is never cancelled here."""
     request_id = checked_request_id(request_id)
-    endpoints = m.ENDPOINT_IDS if endpoints is None else endpoints
+    endpoints = pack_endpoints() if endpoints is None else endpoints
     if endpoint_id not in endpoints:
         raise InvalidInputError(ENDPOINT_INPUT, f"must be one of {', '.join(endpoints)}; "
                                                 f"got {endpoint_id!r}")
@@ -141,4 +149,4 @@ async def _not_found(client: FalClient, request_id: str, endpoint_id: str,
                             request_id=request_id, status_code=404)
 
 
-__all__ = ["checked_request_id", "collect_request", "collected_key"]
+__all__ = ["checked_request_id", "collect_request", "collected_key", "pack_endpoints"]

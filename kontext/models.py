@@ -34,8 +34,6 @@ SINGLE_MODELS: dict[str, KontextModel] = {
 }
 ALL_MODELS: tuple[KontextModel, ...] = (*MULTI_MODELS.values(), *SINGLE_MODELS.values())
 MODEL_TIERS: tuple[str, ...] = tuple(MULTI_MODELS)
-# Every endpoint the pack sends jobs to: where a request can be fetched by its id.
-ENDPOINT_IDS: tuple[str, ...] = tuple(model.endpoint_id for model in ALL_MODELS)
 
 
 # Parameter ranges, as fal documents them for the Kontext endpoints.
@@ -102,3 +100,5 @@ PNG_GRAPHIC_COMPRESS_LEVEL = 6
 # 1.1 keeps every one of them untouched and sends nothing the model would throw away.
 DEFAULT_MAX_REFERENCE_MEGAPIXELS = 1.1
 MAX_REFERENCE_MEGAPIXELS_LIMIT = 64.0
+# The unit of max_reference_megapixels: a million pixels (fal's FLUX.2 bills by 1024 x 1024).
+PIXELS_PER_MEGAPIXEL = 1_000_000

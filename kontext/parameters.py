@@ -39,6 +39,11 @@ class Parameter:
     optional: bool = False  # None is allowed and means "not sent" (fal picks, e.g. a random seed)
     comfy_type: str | None = None  # the widget type, when it differs from `kind` (INT for FLOAT)
     widget: dict[str, Any] = field(default_factory=dict)  # extra ComfyUI widget options
+    tiers: tuple[str, ...] = ()  # the model tiers whose endpoint has this field; () = every one
+
+    def applies_to(self, tier: str) -> bool:
+        """Whether the endpoint of model `tier` has this field (only then is it checked and sent)."""
+        return not self.tiers or tier in self.tiers
 
     def check(self, value: Any) -> Any:
         """The value in the type fal (or the pack) expects, or InvalidInputError naming it.
@@ -154,22 +159,38 @@ PARAMETERS: tuple[Parameter, ...] = (
               choices=m.REFERENCE_ENCODINGS, sent_to_fal=False),
 )
 MODEL = "model"  # picks the endpoint (and the price); every other entry is a field or an option
-BY_NAME: dict[str, Parameter] = {p.name: p for p in PARAMETERS}
-FAL_FIELDS: tuple[str, ...] = tuple(p.name for p in PARAMETERS if p.sent_to_fal)
-PACK_OPTIONS: tuple[str, ...] = tuple(p.name for p in PARAMETERS
-                                      if not p.sent_to_fal and p.name != MODEL)
 
 
-def check(name: str, value: Any) -> Any:
-    """`value` checked and converted by the table's entry `name` (looked up at call time)."""
-    return BY_NAME[name].check(value)
+class ParameterTable:
+    """A node's parameters in widget order, with the lookups every surface derives from them.
+
+    `by_name` is looked up at call time, so a test may swap an entry (monkeypatch.setitem)."""
+
+    def __init__(self, parameters: tuple[Parameter, ...]) -> None:
+        self.parameters = parameters
+        self.by_name: dict[str, Parameter] = {p.name: p for p in parameters}
+        self.fal_fields: tuple[str, ...] = tuple(p.name for p in parameters if p.sent_to_fal)
+        self.pack_options: tuple[str, ...] = tuple(p.name for p in parameters
+                                                   if not p.sent_to_fal and p.name != MODEL)
+
+    def check(self, name: str, value: Any) -> Any:
+        """`value` checked and converted by the entry `name`."""
+        return self.by_name[name].check(value)
+
+    def check_options(self, values: dict[str, Any]) -> dict[str, Any]:
+        """The pack's own options (transport, timeout, ...) checked; missing ones get defaults."""
+        return {name: self.check(name, values.get(name, self.by_name[name].default))
+                for name in self.pack_options}
+
+    def defaults(self) -> dict[str, Any]:
+        """Every entry's default value, by name (what an untouched node sends)."""
+        return {parameter.name: parameter.default for parameter in self.parameters}
 
 
-def check_options(values: dict[str, Any]) -> dict[str, Any]:
-    """The pack's own options (transport, timeout, ...) checked; missing ones get defaults."""
-    return {name: check(name, values.get(name, BY_NAME[name].default)) for name in PACK_OPTIONS}
-
-
-def defaults() -> dict[str, Any]:
-    """Every entry's default value, by name (what an untouched node sends)."""
-    return {parameter.name: parameter.default for parameter in PARAMETERS}
+TABLE = ParameterTable(PARAMETERS)
+BY_NAME: dict[str, Parameter] = TABLE.by_name
+FAL_FIELDS: tuple[str, ...] = TABLE.fal_fields
+PACK_OPTIONS: tuple[str, ...] = TABLE.pack_options
+check = TABLE.check
+check_options = TABLE.check_options
+defaults = TABLE.defaults

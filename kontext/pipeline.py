@@ -24,7 +24,7 @@ from ..jobs.store import JobStore, default_job_store
 from ..jobs.words import done_line, timeout_text
 from . import models as m
 from . import parameters as p
-from .edit_request import EditRequest
+from .request_contract import FalEditRequest
 from .progress import ProgressReporter
 from .spending import PROCESS_SPENDING, SpendTracker
 
@@ -76,7 +76,7 @@ class _RunState:
         self.reserved_usd = 0.0
 
 
-async def run_edit(client: FalClient, request: EditRequest, references: Sequence[Reference], *,
+async def run_edit(client: FalClient, request: FalEditRequest, references: Sequence[Reference], *,
                    options: EditOptions = EditOptions(),
                    progress: ProgressReporter | None = None,
                    store: JobStore | None = None,
@@ -118,14 +118,14 @@ async def run_edit(client: FalClient, request: EditRequest, references: Sequence
     return result
 
 
-def request_key(request: EditRequest, reference_keys: Sequence[str]) -> str:
+def request_key(request: FalEditRequest, reference_keys: Sequence[str]) -> str:
     """The key of a run's job and stored result: the endpoint, every checked field and the
     references' identities (unique per call when fal picks the seed)."""
     return result_cache_key(request.model.endpoint_id, request.checked_values(), reference_keys,
                             reproducible=request.reproducible)
 
 
-async def _run_job(client: FalClient, request: EditRequest, references: Sequence[Reference],
+async def _run_job(client: FalClient, request: FalEditRequest, references: Sequence[Reference],
                    options: EditOptions, progress: ProgressReporter, store: JobStore, key: str,
                    spending: SpendTracker, decode: Decoder, runner: JobRunner,
                    state: _RunState) -> EditResult:
@@ -150,8 +150,7 @@ async def _run_job(client: FalClient, request: EditRequest, references: Sequence
                 state.release(spending)
             raise
         except FalError as error:
-            ending = ticket.job.ending
-            if ending is None or ending.nothing_billed:
+            if ticket.ending is None or ticket.ending.nothing_billed:
                 state.release(spending)
             if attempt == 2 or not ticket.may_run_anew(error):
                 raise
@@ -164,7 +163,7 @@ async def _run_job(client: FalClient, request: EditRequest, references: Sequence
     raise AssertionError("unreachable: the loop returns or raises")
 
 
-async def _lead(client: FalClient, request: EditRequest, references: Sequence[Reference],
+async def _lead(client: FalClient, request: FalEditRequest, references: Sequence[Reference],
                 options: EditOptions, progress: ProgressReporter, spending: SpendTracker,
                 ticket: Ticket, state: _RunState) -> None:
     """Reserve the spend, send the references, then hand the submit to the job."""
@@ -210,7 +209,7 @@ def progress_listener(progress: ProgressReporter, *,
     return listener
 
 
-def _shared(result: EditResult, request: EditRequest) -> EditResult:
+def _shared(result: EditResult, request: FalEditRequest) -> EditResult:
     """A result this run followed but did not submit (another node's job for the same inputs,
     or one an earlier run left at fal): it was billed once, to that job, not again for this run."""
     info = {**result.info, "shared_job": True, "cost_saved_usd": request.estimated_cost_usd}

@@ -160,21 +160,31 @@ def _scratch_file() -> IO[bytes]:
     return tempfile.TemporaryFile()
 
 
-def fits_unscaled(width: int, height: int, max_megapixels: float) -> bool:
-    """True when a frame of this size is sent at its own size (0 or less: no limit)."""
-    return max_megapixels <= 0 or width * height <= max_megapixels * 1e6
+def downscaled_size(width: int, height: int, max_megapixels: float) -> tuple[int, int]:
+    """(width, height) a reference of this size is sent at: shrunk, aspect kept, to at most
+    `max_megapixels` million pixels (0 or less: no limit). FLUX.2's price is computed from it."""
+    limit = max_megapixels * m.PIXELS_PER_MEGAPIXEL
+    if max_megapixels <= 0 or width * height <= limit:
+        return width, height
+    scale = math.sqrt(limit / (width * height))
+    # Floor both sides so the result never exceeds the limit...
+    new_width, new_height = max(1, math.floor(width * scale)), max(1, math.floor(height * scale))
+    # ...unless a side stopped at 1 pixel (a 1 x 5,000,000 strip): then the other one gives.
+    if new_width * new_height > limit:
+        if new_width == 1:
+            new_height = max(1, math.floor(limit))
+        else:
+            new_width = max(1, math.floor(limit))
+    return new_width, new_height
 
 
 def downscale_frame(frame: np.ndarray, max_megapixels: float) -> np.ndarray:
-    """Shrink a uint8 frame (Pillow LANCZOS, aspect kept) to at most `max_megapixels`;
-    0 or less means no limit. Returns `frame` itself when it already fits."""
+    """Shrink a uint8 frame (Pillow LANCZOS) to `downscaled_size`; returns `frame` itself when
+    it already fits."""
     height, width = frame.shape[:2]
-    if fits_unscaled(width, height, max_megapixels):
+    size = downscaled_size(width, height, max_megapixels)
+    if size == (width, height):
         return frame
-    limit = max_megapixels * 1e6
-    scale = math.sqrt(limit / (width * height))
-    # Floor both sides so the result never exceeds the limit.
-    size = (max(1, math.floor(width * scale)), max(1, math.floor(height * scale)))
     resized = np.asarray(_to_pil(frame).resize(size, Image.Resampling.LANCZOS))
     return resized.reshape(size[1], size[0], -1) if frame.ndim == 3 else resized
 

@@ -13,7 +13,6 @@ from PIL import Image, ImageOps
 
 from ..jobs.result_images import frame_key
 from ..kontext.errors import InvalidInputError
-from ..kontext import models as m
 from ..kontext.reference_encoding import (PNG_ZLIB_STRATEGY, downscale_frame, encode_png,
                                           encode_reference)
 

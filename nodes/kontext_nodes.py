@@ -2,23 +2,14 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
-from ..client.errors import FalError
 from ..kontext.errors import InvalidInputError
 from ..kontext import models as m
 from ..kontext import parameters as p
 from ..kontext.edit_request import EditRequest
-from ..kontext.pipeline import EditOptions, EditResult, run_edit
-from ..kontext.progress import ProgressReporter
-from ..version import pack_version
-from .client_pool import shared_client
-from .comfy_bridge import NodeBridge
-from .comfy_paths import node_job_store
-from .compatibility import accept_retired_inputs, with_old_behaviour
-from .image_tensors import stack_results
 from .node_inputs import node_input_types, reference_socket
+from .node_runs import NodeRun, node_outputs
 from .references import collect_references, count_frames
 
 CATEGORY = "api node/image/fal Kontext"
@@ -41,31 +32,17 @@ class _KontextNode:
 
     async def edit(self, unique_id: str | None = None, **inputs: Any) -> tuple[Any, int, str]:
         """Every widget arrives by its table name; references by their socket names."""
-        bridge = NodeBridge(unique_id)
-        log_prefix = f"[{type(self).__name__} #{unique_id}] "
-        progress = ProgressReporter(bridge.show, log_prefix=log_prefix)
-        try:
-            node_id = type(self).__name__
-            inputs = with_old_behaviour(node_id, accept_retired_inputs(node_id, inputs, log_prefix))
+        run = NodeRun(type(self).__name__, unique_id)
+        with run.failures_shown():
+            inputs = run.as_saved(inputs)
             request = EditRequest.from_inputs(self._model(inputs), {**p.defaults(), **inputs})
             request.validate(count_frames(inputs, self.REFERENCE_INPUTS))
             options = p.check_options(inputs)
             references = await asyncio.to_thread(collect_references, inputs, self.REFERENCE_INPUTS,
                                                  options["max_reference_megapixels"],
                                                  options["reference_encoding"])
-            run_options = EditOptions(transport=options["reference_transport"],
-                                      timeout=options["timeout_seconds"],
-                                      nsfw_policy=options["nsfw_policy"])
-            result = await bridge.run_interruptible(
-                self._run(request, references, run_options, progress, options["use_result_cache"]))
-        except FalError as error:
-            progress.failed(str(error))  # the status line ends with the same words as the error
-            raise
-        images = await asyncio.to_thread(stack_results, [image.decoded for image in result.images])
-        seed = result.seed if result.seed is not None else request.checked_values().get("seed")
-        # Which release of the pack made this output, for bug reports; added here so that the
-        # pipeline's `info` (shared with the CLI) stays a record of the fal job alone.
-        return images, int(seed or 0), json.dumps({**result.info, "pack_version": pack_version()})
+            result = await run.run(request, references, options)
+        return await node_outputs(result, request)
 
     def _model(self, inputs: dict[str, Any]) -> m.KontextModel:
         tier = inputs.get(p.MODEL, p.BY_NAME[p.MODEL].default)
@@ -73,13 +50,6 @@ class _KontextNode:
         if model is None:
             raise InvalidInputError(p.MODEL, f"must be one of {', '.join(self.MODELS)}; got {tier!r}")
         return model
-
-    @staticmethod
-    async def _run(request: EditRequest, references: list, options: EditOptions,
-                   progress: ProgressReporter, use_result_cache: bool) -> EditResult:
-        async with shared_client() as client:
-            return await run_edit(client, request, references, options=options, progress=progress,
-                                  store=node_job_store(use_result_cache))
 
 
 class FalKontextMulti(_KontextNode):

@@ -1,4 +1,5 @@
-"""INPUT_TYPES of the Kontext nodes, derived from the parameter table (`kontext/parameters.py`).
+"""INPUT_TYPES of the nodes, derived from their parameter tables (`kontext/parameters.py`,
+`kontext/flux2_parameters.py`).
 
 The order of widgets is part of every saved workflow (widgets_values is positional): the table
 keeps it; new entries go at its end, and reach the Kontext nodes as optional inputs.
@@ -33,7 +34,7 @@ def widget(parameter: p.Parameter) -> tuple[str | list[str], dict[str, Any]]:
 
 def node_input_types(reference_sockets: dict[str, tuple[str, dict[str, Any]]],
                      optional_sockets: dict[str, tuple[str, dict[str, Any]]],
-                     node_id: str) -> dict[str, Any]:
+                     node_id: str, table: p.ParameterTable = p.TABLE) -> dict[str, Any]:
     """Required: the prompt, the reference sockets, the widgets of the node's first release.
     Optional: the other sockets, then every widget added since. Each in table order.
 
@@ -43,8 +44,8 @@ def node_input_types(reference_sockets: dict[str, tuple[str, dict[str, Any]]],
     (ComfyUI_frontend follows /object_info's `input_order`; `tests/comfy_rules.py` mirrors it).
     """
     released = RELEASED_WIDGETS.get(node_id)  # None: not released yet, all may be required
-    widgets = {parameter.name: widget(parameter) for parameter in p.PARAMETERS}
-    prompt = p.PARAMETERS[0].name
+    widgets = {parameter.name: widget(parameter) for parameter in table.parameters}
+    prompt = table.parameters[0].name
     added = [name for name in widgets if released is not None and name not in released]
     required = {name: spec for name, spec in widgets.items() if name != prompt and name not in added}
     return {

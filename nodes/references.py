@@ -9,7 +9,7 @@ import numpy as np
 from ..kontext.errors import InvalidInputError
 from ..kontext import models as m
 from ..kontext.pipeline import Reference
-from ..kontext.reference_encoding import fits_unscaled, reference_keys
+from ..kontext.reference_encoding import downscaled_size, reference_keys
 from .image_tensors import downscale_frame, encode_reference, frame_key, reference_frames
 
 
@@ -46,6 +46,28 @@ def count_frames(inputs: Mapping[str, Any], input_names: Sequence[str]) -> int:
     return total
 
 
+def sent_reference_sizes(inputs: Mapping[str, Any], input_names: Sequence[str],
+                         max_megapixels: float) -> list[tuple[int, int]]:
+    """(width, height) of every reference as it will be sent (after the downscale to
+    `max_megapixels`), in the order `collect_references` gives, read from the tensors' shapes
+    without converting anything. An input that is not an IMAGE counts as one 0x0 reference;
+    `collect_references` names what is wrong with it."""
+    sizes: list[tuple[int, int]] = []
+    for name in input_names:
+        image = inputs.get(name)
+        if image is None:
+            continue
+        shape = tuple(getattr(image, "shape", ()))
+        if len(shape) == 3:
+            shape = (1, *shape)
+        if len(shape) != 4:
+            sizes.append((0, 0))
+            continue
+        frames, height, width = int(shape[0]), int(shape[1]), int(shape[2])
+        sizes.extend([downscaled_size(width, height, max_megapixels)] * frames)
+    return sizes
+
+
 def _reference(label: str, frame: np.ndarray, max_megapixels: float, encoding: str) -> Reference:
     # The key lets a re-run skip encoding and upload, and never reuses an upload made by another
     # rule; the identity finds a paid result again whatever the rule (see Reference).
@@ -54,7 +76,7 @@ def _reference(label: str, frame: np.ndarray, max_megapixels: float, encoding: s
     # Sent at its own size, the frame may go as the URL of a result fal serves with exactly
     # these pixels: that beats either encoding (the same file, not a re-encode of its pixels).
     height, width = frame.shape[:2]
-    pixels = content if fits_unscaled(width, height, max_megapixels) else ""
+    pixels = content if downscaled_size(width, height, max_megapixels) == (width, height) else ""
 
     def encode() -> tuple[bytes, str]:
         encoded = encode_reference(downscale_frame(frame, max_megapixels), encoding)

@@ -8,9 +8,8 @@ import json
 from typing import Any
 
 from ..client.errors import FalError
-from ..kontext import models as m
 from ..kontext import parameters as p
-from ..kontext.collect import ENDPOINT_INPUT, REQUEST_ID_INPUT, collect_request
+from ..kontext.collect import ENDPOINT_INPUT, REQUEST_ID_INPUT, collect_request, pack_endpoints
 from ..kontext.pipeline import EditResult
 from ..kontext.progress import ProgressReporter
 from ..version import pack_version
@@ -40,15 +39,16 @@ class FalResultByRequestId:
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:
+        endpoints = list(pack_endpoints())
         return {
             "required": {
                 REQUEST_ID_INPUT: ("STRING", {
                     "default": "", "tooltip": "The fal request id, e.g. "
                     "764cabcf-b745-4b3e-ae38-1200304cf45b (a URL holding one works too). fal "
                     "keeps a result about an hour; once fetched it stays in the result cache."}),
-                ENDPOINT_INPUT: (list(m.ENDPOINT_IDS), {
-                    "default": m.ENDPOINT_IDS[0], "tooltip": "The fal endpoint the request was "
-                    "sent to (any endpoint of the same fal app finds it)."}),
+                ENDPOINT_INPUT: (endpoints, {
+                    "default": endpoints[0], "tooltip": "The fal endpoint the request was sent "
+                    "to (any endpoint of the same fal app finds it)."}),
                 "nsfw_policy": widget(p.BY_NAME["nsfw_policy"]),
             },
             "optional": {},

@@ -1,4 +1,5 @@
-"""A fal-compatible stand-in server for the Kontext endpoints (tests, demos, offline work).
+"""A fal-compatible stand-in server for the Kontext and FLUX.2 edit endpoints (tests, demos,
+offline work).
 
     with StandInServer(processing_delay=0.2) as server:
         ...  # queue + storage at server.base_url, files at server.cdn_url, blocking run at run_url
@@ -23,7 +24,9 @@ Protocol choices where fal's behaviour is undocumented or the stand-in simplifie
   result answers 504 + X-Fal-Request-Timeout-Type: user (start_timeout_answer="status" moves
   that 504 onto the status call). A malformed value is a 400 bad_request at submit.
 - Billing (billed_jobs): a job is billed when it completes with an output; failed, refused,
-  dropped and cancelled-before-finishing jobs are not. With ignore_cancel_in_progress a cancel
+  dropped and cancelled-before-finishing jobs are not. Kontext per output image; FLUX.2 per
+  megapixel of output and references (standin/flux2_schema.py, with the guesses it follows
+  where fal states nothing). With ignore_cancel_in_progress a cancel
   of a running job is only a signal: 202, then the job completes and bills.
 - Results are forgotten result_retention (3600 s) after completion, large_result_retention
   (360 s) for results of 10 KiB or more; then status, stream and result answer 404.

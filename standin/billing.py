@@ -1,5 +1,8 @@
 """What fal would bill: one entry per job (or blocking run) that produced its output.
 
+Kontext bills per output image; FLUX.2 per megapixel of output and references (1024 x 1024
+pixels each, the total rounded up; the first at one price, every further one at another).
+
 Queue jobs are billed by rule, read from the job's clock (see `Job.billed_at`), so a job that
 completes after an ignored cancel is billed exactly when it completes; blocking runs are added
 when they answer 200.
@@ -20,11 +23,14 @@ class BilledJob:
     usd: float
     route: str  # "queue" or "run"
     cancel_was_requested: bool  # a 202 CANCELLATION_REQUESTED the app ignored
+    megapixels: int = 0  # FLUX.2: output + reference megapixels billed (0: priced per image)
 
 
 def billed_job(job: Job) -> BilledJob:
-    return BilledJob(job.request_id, job.endpoint_id, job.num_images,
-                     round(job.usd_per_image * job.num_images, 4), "queue", bool(job.cancel_requests))
+    """The job's bill: per image (Kontext) or per megapixel of output and references (FLUX.2),
+    as priced at submit (`Prepared.usd`)."""
+    return BilledJob(job.request_id, job.endpoint_id, job.num_images, job.usd, "queue",
+                     bool(job.cancel_requests), job.megapixels)
 
 
 class RunLedger:

@@ -14,9 +14,10 @@ from typing import Any, Callable
 
 from PIL import Image
 
+from . import flux2_schema as flux2
 from .jobs import POLICY_VIOLATION, FailurePlan, Job, JobFailure
 from .references import load_references
-from .rendering import RenderedImage, render_outputs
+from .rendering import RenderedImage, nsfw_indices, render_outputs
 from .responses import Reply, json_reply, validation_error
 from .rng import SharedRandom
 from .schema import NUM_IMAGES_DEFAULT, OUTPUT_FORMAT_DEFAULT, SEED_MAX, Endpoint, endpoint_for
@@ -31,19 +32,52 @@ ENHANCED_SUFFIX = " (enhanced)"
 class Prepared:
     """A request that passed validation, with its references decoded and its seed fixed."""
 
-    model: Endpoint
+    model: Endpoint | flux2.Flux2Endpoint
     arguments: dict[str, Any]
     references: list[Image.Image]
     seed: int
     output_lifetime: float | None = None  # from X-Fal-Object-Lifecycle-Preference
 
     @property
+    def is_flux2(self) -> bool:
+        return isinstance(self.model, flux2.Flux2Endpoint)
+
+    @property
     def num_images(self) -> int:
+        if self.is_flux2:
+            return 1  # FLUX.2 has no num_images: one image per request (a sent one is ignored)
         return int(self.arguments.get("num_images", NUM_IMAGES_DEFAULT))
 
     @property
     def violates_policy(self) -> bool:
-        return POLICY_TAG in self.arguments["prompt"].lower()
+        """The `[policy]` tag; for FLUX.2 also `[nsfw]` while its safety checker is on (FLUX.2
+        reports no has_nsfw_concepts: a flagged result fails the job)."""
+        prompt = self.arguments["prompt"]
+        screened = self.is_flux2 and self.arguments.get("enable_safety_checker", True) \
+            and nsfw_indices(prompt, 1)
+        return POLICY_TAG in prompt.lower() or bool(screened)
+
+    @property
+    def output_size(self) -> tuple[int, int] | None:
+        """FLUX.2's output size (known at submit); None for Kontext (always about 1 MP)."""
+        if not self.is_flux2:
+            return None
+        return flux2.output_size(self.arguments.get("image_size", "auto"), self.references[0].size)
+
+    @property
+    def billed_megapixels(self) -> int:
+        """FLUX.2: output plus references, rounded up; 0 for endpoints priced per image."""
+        size = self.output_size
+        if size is None:
+            return 0
+        return flux2.billed_megapixels(size, [image.size for image in self.references])
+
+    @property
+    def usd(self) -> float:
+        """What fal bills if the job produces its output."""
+        if isinstance(self.model, flux2.Flux2Endpoint):
+            return flux2.usd(self.model, self.billed_megapixels)
+        return round(self.model.usd_per_image * self.num_images, 4)
 
 
 class Generator:
@@ -78,6 +112,8 @@ class Generator:
     def render(self, prepared: Prepared, processing_delay: float) -> dict[str, Any]:
         """The output JSON fal would return for this request."""
         args = prepared.arguments
+        if prepared.is_flux2:
+            return self._render_flux2(prepared)
         outputs = render_outputs(prepared.references, args["prompt"], prepared.seed,
                                  prepared.num_images,
                                  args.get("output_format", OUTPUT_FORMAT_DEFAULT),
@@ -92,6 +128,16 @@ class Generator:
             "has_nsfw_concepts": [output.flagged for output in outputs],
             "prompt": prompt,
         }
+
+    def _render_flux2(self, prepared: Prepared) -> dict[str, Any]:
+        """FLUX.2's output: one image at the asked size, and the seed; nothing else."""
+        args = prepared.arguments
+        output, = render_outputs(prepared.references, args["prompt"], prepared.seed, 1,
+                                 args.get("output_format", OUTPUT_FORMAT_DEFAULT), None,
+                                 size=prepared.output_size, flag_nsfw=False)
+        entry = self._image_entry(output, 0, bool(args.get("sync_mode", False)),
+                                  prepared.output_lifetime)
+        return {"images": [entry], "seed": prepared.seed}
 
     def _image_entry(self, output: RenderedImage, index: int, sync: bool,
                      lifetime: float | None) -> dict[str, Any]:

@@ -79,7 +79,8 @@ class Job:
     num_images: int
     reference_sizes: list[tuple[int, int]] = field(default_factory=list)
     start_deadline: float | None = None  # monotonic; from X-Fal-Request-Timeout
-    usd_per_image: float = 0.0
+    usd: float = 0.0  # what fal bills if the job produces its output
+    megapixels: int = 0  # billed megapixels (FLUX.2); 0 for endpoints priced per image
     result: dict[str, Any] | None = field(default=None, repr=False)
     result_bytes: int = 0  # size of the stored result JSON (decides how long fal keeps it)
     failure: JobFailure | None = None

@@ -92,10 +92,14 @@ def encode(image: Image.Image, output_format: str) -> tuple[bytes, str]:
 
 
 def render_outputs(references: list[Image.Image], prompt: str, seed: int, num_images: int,
-                   output_format: str, aspect_ratio: str | None) -> list[RenderedImage]:
-    size = canvas_size(aspect_ratio, references[0].size)
+                   output_format: str, aspect_ratio: str | None,
+                   size: tuple[int, int] | None = None,
+                   flag_nsfw: bool = True) -> list[RenderedImage]:
+    """`size` (when given) wins over the aspect ratio; `flag_nsfw=False` never blanks an image
+    (endpoints without has_nsfw_concepts report a flagged result otherwise)."""
+    size = size or canvas_size(aspect_ratio, references[0].size)
     strip = compose_strip(references, size)
-    flagged = nsfw_indices(prompt, num_images)
+    flagged = nsfw_indices(prompt, num_images) if flag_nsfw else set()
     outputs = []
     for index in range(num_images):
         is_flagged = index in flagged

@@ -203,7 +203,7 @@ def submit(state: State, request: RecordedRequest, params: dict[str, str]) -> Re
               state.queue_delay, state.processing_delay, prepared.num_images,
               [image.size for image in prepared.references],
               start_deadline=None if start_timeout is None else now + start_timeout,
-              usd_per_image=prepared.model.usd_per_image)
+              usd=prepared.usd, megapixels=prepared.billed_megapixels)
     failure = planned_failure(prepared, state.failures)
     state.jobs.add(job)
     if failure:
@@ -380,6 +380,5 @@ def run(state: State, request: RecordedRequest, params: dict[str, str]) -> Reply
     output = state.generator.render(prepared, state.processing_delay)
     request_id = str(uuid.uuid4())
     state.runs_billed.add(BilledJob(request_id, params["endpoint_id"], prepared.num_images,
-                                    round(prepared.model.usd_per_image * prepared.num_images, 4),
-                                    "run", False))
+                                    prepared.usd, "run", False, prepared.billed_megapixels))
     return _with_id(json_reply(200, output), request_id)

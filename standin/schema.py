@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .flux2_schema import FLUX2_ENDPOINTS, Flux2Endpoint
+
 
 @dataclass(frozen=True)
 class Endpoint:
@@ -33,9 +35,12 @@ ENDPOINTS: dict[str, Endpoint] = {endpoint.endpoint_id: endpoint for endpoint in
 )}
 
 
-def endpoint_for(endpoint_id: str) -> Endpoint:
-    """The published endpoint with this id; KeyError when fal has no such application."""
-    return ENDPOINTS[endpoint_id]
+def endpoint_for(endpoint_id: str) -> "Endpoint | Flux2Endpoint":
+    """The published endpoint with this id (Kontext or FLUX.2); KeyError when fal has no such
+    application."""
+    if endpoint_id in ENDPOINTS:
+        return ENDPOINTS[endpoint_id]
+    return FLUX2_ENDPOINTS[endpoint_id]
 
 
 # Input fields (the schema's ranges and enums).

@@ -9,6 +9,7 @@ import json
 import math
 from typing import Any, Callable
 
+from . import flux2_schema as flux2
 from .responses import field_error
 from .schema import (
     ASPECT_RATIOS, GUIDANCE_MAX, GUIDANCE_MIN, NUM_IMAGES_MAX, NUM_IMAGES_MIN, OUTPUT_FORMATS,
@@ -33,8 +34,10 @@ def parse_body(body: bytes) -> tuple[dict[str, Any] | None, list[Item]]:
     return payload, []
 
 
-def validate_arguments(model: Endpoint, payload: dict[str, Any]) -> list[Item]:
-    """All field errors for a Kontext request; empty when the request is acceptable."""
+def validate_arguments(model: Endpoint | flux2.Flux2Endpoint, payload: dict[str, Any]) -> list[Item]:
+    """All field errors for a request to this endpoint; empty when the request is acceptable."""
+    if isinstance(model, flux2.Flux2Endpoint):
+        return validate_flux2_arguments(model, payload)
     errors: list[Item] = []
     _required(payload, "prompt", _check_string, errors)
     if model.takes_many_references:
@@ -49,6 +52,27 @@ def validate_arguments(model: Endpoint, payload: dict[str, Any]) -> list[Item]:
     _optional(payload, "aspect_ratio", _enum_check(ASPECT_RATIOS), errors, nullable=True)
     _optional(payload, "enhance_prompt", _check_bool, errors)
     _optional(payload, "sync_mode", _check_bool, errors)
+    return errors
+
+
+def validate_flux2_arguments(model: flux2.Flux2Endpoint, payload: dict[str, Any]) -> list[Item]:
+    """All field errors for a FLUX.2 edit. Fields its schema lacks (num_images, aspect_ratio,
+    enhance_prompt; [flex]'s sampling fields on pro and max) are ignored, as fal ignores them."""
+    errors: list[Item] = []
+    _required(payload, "prompt", _check_string, errors)
+    _required(payload, "image_urls", _check_flux2_references, errors)
+    _optional(payload, "image_size", _check_image_size, errors)
+    _optional(payload, "seed", _check_int, errors, nullable=True)
+    _optional(payload, "safety_tolerance", _enum_check(flux2.SAFETY_TOLERANCES), errors)
+    _optional(payload, "enable_safety_checker", _check_bool, errors)
+    _optional(payload, "output_format", _enum_check(OUTPUT_FORMATS), errors)
+    _optional(payload, "sync_mode", _check_bool, errors)
+    if model.sampling_fields:
+        _optional(payload, "guidance_scale", _number_check(flux2.GUIDANCE_MIN, flux2.GUIDANCE_MAX),
+                  errors)
+        _optional(payload, "num_inference_steps", _int_check(flux2.STEPS_MIN, flux2.STEPS_MAX),
+                  errors)
+        _optional(payload, "enable_prompt_expansion", _check_bool, errors)
     return errors
 
 
@@ -113,16 +137,66 @@ def _check_range(loc: list[Any], value: float, low: float, high: float) -> list[
     return []
 
 
-def _check_guidance(loc: list[Any], value: Any) -> list[Item]:
-    if not (isinstance(value, (int, float)) and not isinstance(value, bool)):
-        return [field_error(loc, "Input should be a valid number", "float_type", value)]
-    if not math.isfinite(value):
-        return [field_error(loc, "Input should be a finite number", "finite_number", value)]
-    return _check_range(loc, value, GUIDANCE_MIN, GUIDANCE_MAX)
+def _number_check(low: float, high: float) -> Check:
+    def check(loc: list[Any], value: Any) -> list[Item]:
+        if not (isinstance(value, (int, float)) and not isinstance(value, bool)):
+            return [field_error(loc, "Input should be a valid number", "float_type", value)]
+        if not math.isfinite(value):
+            return [field_error(loc, "Input should be a finite number", "finite_number", value)]
+        return _check_range(loc, value, low, high)
+
+    return check
 
 
-def _check_num_images(loc: list[Any], value: Any) -> list[Item]:
-    return _check_int(loc, value) or _check_range(loc, value, NUM_IMAGES_MIN, NUM_IMAGES_MAX)
+def _int_check(low: int, high: int) -> Check:
+    def check(loc: list[Any], value: Any) -> list[Item]:
+        return _check_int(loc, value) or _check_range(loc, value, low, high)
+
+    return check
+
+
+_check_guidance = _number_check(GUIDANCE_MIN, GUIDANCE_MAX)
+_check_num_images = _int_check(NUM_IMAGES_MIN, NUM_IMAGES_MAX)
+
+
+def _check_flux2_references(loc: list[Any], value: Any) -> list[Item]:
+    errors = _check_url_list(loc, value)
+    if not errors and len(value) > flux2.MAX_REFERENCES:
+        errors.append(field_error(
+            loc, f"List should have at most {flux2.MAX_REFERENCES} items after validation, not "
+                 f"{len(value)}", "too_long", value,
+            {"field_type": "List", "max_length": flux2.MAX_REFERENCES, "actual_length": len(value)}))
+    return errors
+
+
+def _check_image_size(loc: list[Any], value: Any) -> list[Item]:
+    """A preset name (or "auto"), or fal's {width, height} object within fal's and BFL's rules."""
+    if isinstance(value, str):
+        return _enum_check(flux2.IMAGE_SIZE_ENUM)(loc, value)
+    if not isinstance(value, dict):
+        return [field_error(loc, "Input should be a valid dictionary or instance of ImageSize",
+                            "model_type", value)]
+    errors: list[Item] = []
+    for side in ("width", "height"):
+        if side not in value:
+            errors.append(field_error([*loc, side], "Field required", "missing", value))
+            continue
+        errors.extend(_check_int([*loc, side], value[side]) or _check_side([*loc, side], value[side]))
+    if errors:
+        return errors
+    width, height = value["width"], value["height"]
+    if min(width, height) < flux2.SIDE_MIN or width * height > flux2.MAX_PIXELS:
+        return [field_error(loc, f"Value error, FLUX.2 makes sides of at least {flux2.SIDE_MIN} "
+                                 f"pixels and at most {flux2.MAX_PIXELS:,} pixels in all",
+                            "value_error", value)]
+    return []
+
+
+def _check_side(loc: list[Any], value: int) -> list[Item]:
+    if value <= flux2.SIDE_GT:
+        return [field_error(loc, f"Input should be greater than {flux2.SIDE_GT}", "greater_than",
+                            value, {"gt": flux2.SIDE_GT})]
+    return _check_range(loc, value, -math.inf, flux2.SIDE_LE)
 
 
 def _enum_check(allowed: tuple[str, ...]) -> Check:

@@ -37,9 +37,10 @@ def allow_short_timeouts(monkeypatch, seconds: float = 0.1) -> None:
     """Let a test use a run timeout below the node's minimum (the table's bound)."""
     import dataclasses
 
-    from fal_kontext.kontext import parameters
-    entry = parameters.BY_NAME["timeout_seconds"]
-    monkeypatch.setitem(parameters.BY_NAME, "timeout_seconds", dataclasses.replace(entry, low=seconds))
+    from fal_kontext.kontext import flux2_parameters, parameters
+    for table in (parameters.TABLE, flux2_parameters.TABLE):  # every node's table has the row
+        entry = table.by_name["timeout_seconds"]
+        monkeypatch.setitem(table.by_name, "timeout_seconds", dataclasses.replace(entry, low=seconds))
 
 
 def stored_bytes(cache) -> int:

@@ -50,7 +50,7 @@ def test_comfy_registry_metadata_is_present():
 def test_readme_lists_exactly_the_shipped_workflows():
     text = (ROOT / "README.md").read_text()
     block = text[text.index("<!-- workflows:start -->"):text.index("<!-- workflows:end -->")]
-    listed = set(re.findall(r"`(Kontext - [^`]+)`", block))
+    listed = set(re.findall(r"`((?:Kontext|FLUX\.2) - [^`]+)`", block))
     shipped = {path.stem for path in (ROOT / "workflows").glob("*.json")}
     assert listed == shipped
 

@@ -1,4 +1,4 @@
-// fal-kontext: keep a Kontext node's last status line ("Done · ...", "Cancelled · ...",
+// fal-kontext: keep a pack node's last status line ("Done · ...", "Cancelled · ...",
 // "Failed · ...") in view after the run ends.
 // The text comes from the backend (PromptServer.send_progress_text), shown by the frontend in a
 // "$$node-text-preview" widget. Frontend 1.27 keeps that widget after the run; 1.58 removes it
@@ -11,7 +11,9 @@ import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 
 const FRONTEND_TEXT_WIDGET = "$$node-text-preview";
-const KONTEXT_NODE_PREFIX = "FalKontext"; // node ids are a workflow's identity: they never change
+// node ids are a workflow's identity: they never change
+const PACK_NODE_PREFIXES = ["FalKontext", "FalFlux2"];
+const isPackNode = (nodeType) => PACK_NODE_PREFIXES.some((prefix) => nodeType.startsWith(prefix));
 const lastStatus = new Map(); // node id -> {text, node} of the current or last prompt
 const END_EVENTS = ["execution_success", "execution_error", "execution_interrupted"];
 
@@ -71,7 +73,7 @@ app.registerExtension({
       if (detail?.nodeId == null) return;
       const nodeId = String(detail.nodeId);
       const node = app.graph?.getNodeById?.(nodeId);
-      if (!(node?.comfyClass ?? node?.type ?? "").startsWith(KONTEXT_NODE_PREFIX)) return;
+      if (!isPackNode(node?.comfyClass ?? node?.type ?? "")) return;
       lastStatus.set(nodeId, { text: String(detail.text ?? ""), node });
       app.graph?.setDirtyCanvas?.(true, false);
     });
@@ -82,7 +84,7 @@ app.registerExtension({
     api.addEventListener("status", () => setTimeout(restoreFinalLines, 0));
   },
   beforeRegisterNodeDef(nodeType, nodeData) {
-    if (!nodeData?.name?.startsWith(KONTEXT_NODE_PREFIX)) return;
+    if (!isPackNode(nodeData?.name ?? "")) return;
     const original = nodeType.prototype.onDrawForeground;
     nodeType.prototype.onDrawForeground = function (ctx, ...rest) {
       const result = original?.call(this, ctx, ...rest);

@@ -1,14 +1,21 @@
-// fal-kontext: a price badge on the Kontext nodes, like the one ComfyUI's API nodes carry.
-// It shows what one run is estimated to cost (model x num_images) and follows the widgets live.
-// The prices come from the backend (GET /fal_kontext/prices, built from kontext/models.py);
-// none is written here. Works on the classic canvas of frontends 1.27 and 1.58: a node's
-// `badges` may hold functions, which LiteGraph calls on every draw.
+// fal-kontext: a price badge on the pack's nodes, like the one ComfyUI's API nodes carry.
+// It shows what one run is estimated to cost and follows the widgets live:
+// - Kontext nodes: model x num_images (a price per image);
+// - FLUX.2 Edit: fal bills every megapixel of output and references, so the badge adds the
+//   output size (model, image_size, width/height) to one reference per connected socket at the
+//   node's size limit (max_reference_megapixels), and says so: the browser cannot know the
+//   references' real sizes or batch lengths before the run ("~$x/run · out 1 MP + 2 refs
+//   ≤1 MP"). Without a size limit only the output is priced ("from $x/run ...").
+// The prices come from the backend (GET /fal_kontext/prices, built from kontext/models.py and
+// kontext/flux2_models.py); none is written here. Works on the classic canvas of frontends
+// 1.27 and 1.58: a node's `badges` may hold functions, which LiteGraph calls on every draw.
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 
 const PRICES_ROUTE = "/fal_kontext/prices";
-const KONTEXT_NODE_PREFIX = "FalKontext"; // node ids are a workflow's identity: they never change
-let priceTable = null; // {currency, nodes: {NodeId: {tier: {num_images: usd}}}}
+// node ids are a workflow's identity: they never change
+const PACK_NODE_PREFIXES = ["FalKontext", "FalFlux2"];
+let priceTable = null; // {currency, nodes: {NodeId: {tier: {num_images: usd}}}, per_megapixel: {NodeId: rule}}
 let priceTableRequest = null;
 
 function loadPriceTable() {
@@ -28,11 +35,67 @@ function widgetValue(node, name) {
   return node.widgets?.find((widget) => widget.name === name)?.value;
 }
 
+function isPackNode(nodeType) {
+  return PACK_NODE_PREFIXES.some((prefix) => nodeType?.startsWith(prefix));
+}
+
 /** The badge text for this node's current widgets, or "" when there is no estimate. */
 export function priceText(table, nodeType, model, numImages) {
   const usd = table?.nodes?.[nodeType]?.[model]?.[String(numImages)];
   if (typeof usd !== "number") return "";
   return `$${usd.toFixed(2)}/run`;
+}
+
+function dollars(usd) {
+  // Per-megapixel prices move in half cents: three decimals, a trailing zero dropped.
+  return `$${usd.toFixed(3).replace(/(\.\d\d)0$/, "$1")}`;
+}
+
+function megapixelText(pixels, rule) {
+  return `${+(pixels / rule.megapixel_pixels).toFixed(2)} MP`;
+}
+
+/**
+ * The FLUX.2 badge text: `widgets` holds model, image_size, width, height and
+ * max_reference_megapixels; `references` is how many reference sockets are connected.
+ * "" when the table has no rule for this node or model.
+ */
+export function megapixelPriceText(table, nodeType, widgets, references) {
+  const rule = table?.per_megapixel?.[nodeType];
+  const model = rule?.models?.[widgets.model];
+  if (!model) return "";
+  const preset = rule.presets[widgets.image_size];
+  let output;
+  if (widgets.image_size === rule.custom) output = Number(widgets.width) * Number(widgets.height);
+  else if (widgets.image_size === rule.auto) output = rule.auto_pixels;
+  else if (preset) output = preset[0] * preset[1];
+  if (!(output > 0)) return "";
+  const price = (pixels) =>
+    model.first + model.further * (Math.max(1, Math.ceil(pixels / rule.megapixel_pixels)) - 1);
+  const outputText = widgets.image_size === rule.auto
+    ? `out auto ≈${megapixelText(output, rule)}` : `out ${megapixelText(output, rule)}`;
+  const limit = Number(widgets.max_reference_megapixels ?? rule.default_max_reference_megapixels);
+  if (!(limit > 0)) return `from ${dollars(price(output))}/run · ${outputText} + refs at full size`;
+  const count = Math.max(1, references);
+  const referencePixels = count * limit * rule.limit_pixels_per_megapixel;
+  return `~${dollars(price(output + referencePixels))}/run · ${outputText} + ${count} ` +
+    `ref${count > 1 ? "s" : ""} ≤${+limit.toFixed(2)} MP`;
+}
+
+function connectedReferences(node, rule) {
+  return (node.inputs ?? []).filter((input) =>
+    rule.reference_inputs.includes(input.name) && input.link != null).length;
+}
+
+function badgeText(node) {
+  const nodeType = node.comfyClass ?? node.type;
+  const rule = priceTable?.per_megapixel?.[nodeType];
+  if (!rule) return priceText(priceTable, nodeType, widgetValue(node, "model"),
+                              widgetValue(node, "num_images"));
+  const widgets = Object.fromEntries(
+    ["model", "image_size", "width", "height", "max_reference_megapixels"].map(
+      (name) => [name, widgetValue(node, name)]));
+  return megapixelPriceText(priceTable, nodeType, widgets, connectedReferences(node, rule));
 }
 
 // A minimal badge with the interface LiteGraph's drawBadges uses (height, getWidth, draw),
@@ -77,8 +140,7 @@ function attachPriceBadge(node) {
   const badge = new PriceBadge();
   node.falKontextPriceBadge = badge;
   node.badges.push(() => {
-    badge.text = priceText(priceTable, node.comfyClass ?? node.type,
-                           widgetValue(node, "model"), widgetValue(node, "num_images"));
+    badge.text = badgeText(node);
     return badge;
   });
 }
@@ -88,9 +150,9 @@ app.registerExtension({
   // Awaited before any graph loads, so the table is there when a node is created: the Nodes 2.0
   // (Vue) view reads a node's badges once, when it mounts, and would miss one added later.
   async beforeRegisterNodeDef(nodeType, nodeData) {
-    if (nodeData?.name?.startsWith(KONTEXT_NODE_PREFIX)) await loadPriceTable();
+    if (isPackNode(nodeData?.name)) await loadPriceTable();
   },
   nodeCreated(node) {
-    if ((node.comfyClass ?? node.type)?.startsWith(KONTEXT_NODE_PREFIX)) attachPriceBadge(node);
+    if (isPackNode(node.comfyClass ?? node.type)) attachPriceBadge(node);
   },
 });

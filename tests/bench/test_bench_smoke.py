@@ -16,10 +16,11 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BENCHMARKS = ("overhead", "png", "rerun", "concurrency", "memory", "scaling", "status_requests",
-              "uplink", "chain")
+              "uplink", "flux2_price", "chain")
 EXPECTED_TARGETS = {"overhead": {"P1", "P2"}, "png": {"P3", "E1", "E2"}, "rerun": {"P4"},
                     "concurrency": {"P5", "P5'"}, "memory": {"P6"}, "scaling": {"Scaling"},
-                    "status_requests": {"S1", "S2"}, "uplink": {"U1"}, "chain": {"C1"}}
+                    "status_requests": {"S1", "S2"}, "uplink": {"U1"}, "flux2_price": {"F1"},
+                    "chain": {"C1"}}
 
 pytest.importorskip("fal_client", reason="the baseline needs fal-client (pip install .[bench])")
 
@@ -69,8 +70,17 @@ def test_the_report_describes_the_machine_and_lists_every_target(smoke_run):
     _, markdown = smoke_run
     for field in ("CPU", "cores", "Python", "fal-client", "pillow", "torch"):
         assert f"| {field} |" in markdown
-    for target in ("P1", "P2", "P3", "P4", "P5", "P6", "Scaling", "E1", "E2", "U1", "C1"):
+    for target in ("P1", "P2", "P3", "P4", "P5", "P6", "Scaling", "E1", "E2", "U1", "F1", "C1"):
         assert f"| {target} |" in markdown
+
+
+def test_flux2_price_benchmark_saves_on_every_model(smoke_run):
+    report, _ = smoke_run
+    prices = report["results"]["flux2_price"]["numbers"]["prices"]
+    assert set(prices) == {"pro", "max", "flex"}
+    for row in prices.values():
+        assert row["sent_mp"] == 3 and row["unscaled_mp"] == 24
+        assert row["saved_usd"] == round(row["unscaled_usd"] - row["sent_usd"], 4) > 0
 
 
 def test_status_request_benchmark_counts_each_clients_traffic_for_its_own_job(smoke_run):

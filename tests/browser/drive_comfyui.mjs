@@ -15,12 +15,16 @@ const { chromium } = require(env.PLAYWRIGHT_CORE || "playwright-core");
 const COMFY_URL = env.COMFY_URL;
 const PACK_FOLDER = env.PACK_FOLDER;
 const WORKFLOWS = JSON.parse(env.WORKFLOWS);
+// The Kontext badge, cancel, failure and README picture follow the first Kontext workflow;
+// the FLUX.2 badge the first FLUX.2 one (templates sort by name, FLUX.2 before Kontext).
+const KONTEXT_WORKFLOW = WORKFLOWS.find((name) => name.startsWith("Kontext - "));
+const FLUX2_WORKFLOW = WORKFLOWS.find((name) => name.startsWith("FLUX.2 - "));
 const OUT_DIR = env.OUT_DIR;
 const RUN_TIMEOUT_MS = 90_000;
 mkdirSync(OUT_DIR, { recursive: true });
 
 const findings = { console_errors: [], http_errors: [], templates: { thumbnails: [] }, runs: {},
-                   badge: {}, views: {} };
+                   badge: {}, flux2_badge: {}, views: {} };
 const shot = async (page, name) => {
   const file = path.join(OUT_DIR, `${name}.png`);
   await page.screenshot({ path: file });
@@ -118,7 +122,8 @@ async function viewCheck(page) {
 }
 
 function kontextNodeId(page) {
-  return page.evaluate(() => window.app.graph._nodes.find((n) => n.type.startsWith("FalKontext")).id);
+  return page.evaluate(() => window.app.graph._nodes.find(
+    (n) => n.type.startsWith("FalKontext") || n.type.startsWith("FalFlux2")).id);
 }
 
 async function setWidget(page, nodeId, name, value) {
@@ -204,7 +209,7 @@ async function vueNodesView(page) {
     await sleep(3000);
     await page.keyboard.press("Escape");
     await recordServerEvents(page);
-    await loadWorkflow(page, WORKFLOWS[0]);
+    await loadWorkflow(page, KONTEXT_WORKFLOW);
     const nodeId = await kontextNodeId(page);
     const nodeText = () => page.evaluate(
       (id) => document.querySelector(`[data-node-id="${id}"]`)?.innerText ?? null, nodeId);
@@ -262,7 +267,7 @@ try {
 
   // Price badge: follows num_images and model.
   await step("badge", async () => {
-    await loadWorkflow(page, WORKFLOWS[0]);
+    await loadWorkflow(page, KONTEXT_WORKFLOW);
     const nodeId = await kontextNodeId(page);
     for (const [model, count] of [["pro", 1], ["pro", 3], ["max", 3]]) {
       await setWidget(page, nodeId, "model", model);
@@ -272,14 +277,28 @@ try {
     }
   });
 
-  // Every workflow runs as shipped (the first one with a mid-run picture).
-  for (const [index, name] of WORKFLOWS.entries()) {
+  // FLUX.2's badge: the per-megapixel price of the widgets' output size plus one reference per
+  // connected socket at the size limit; it follows model, image_size and width/height.
+  if (FLUX2_WORKFLOW) await step("flux2 badge", async () => {
+    await loadWorkflow(page, FLUX2_WORKFLOW);
+    const nodeId = await kontextNodeId(page);
+    findings.flux2_badge.loaded = await badgeText(page, nodeId);
+    await setWidget(page, nodeId, "model", "max");
+    await setWidget(page, nodeId, "image_size", "custom");
+    await setWidget(page, nodeId, "width", 1920);
+    await setWidget(page, nodeId, "height", 1088);
+    findings.flux2_badge.max_custom = await badgeText(page, nodeId);
+    await shot(page, "flux2_badge");
+  });
+
+  // Every workflow runs as shipped (the first Kontext one with a mid-run picture).
+  for (const name of WORKFLOWS) {
     await step(`run ${name}`, () => run(page, name, `done_${name}`,
-                                        { midRunShot: index === 0 ? "mid_run" : null }));
+                                        { midRunShot: name === KONTEXT_WORKFLOW ? "mid_run" : null }));
   }
   // A cancelled run and a failed one (the stand-in fails prompts tagged [policy]).
-  await step("cancel", () => run(page, WORKFLOWS[0], "cancelled", { seedOffset: 7001, cancelAfterMs: 1500 }));
-  await step("fail", () => run(page, WORKFLOWS[0], "failed", {
+  await step("cancel", () => run(page, KONTEXT_WORKFLOW, "cancelled", { seedOffset: 7001, cancelAfterMs: 1500 }));
+  await step("fail", () => run(page, KONTEXT_WORKFLOW, "failed", {
     seedOffset: 7002, prompt: "Put the duckling from image 2 on the t-shirt in image 1 [policy]" }));
   // The optional Nodes 2.0 view (Vue; frontend 1.58) draws nodes as HTML and reads badges once,
   // when a node mounts. Last, as it reloads the page; frontends without it report nothing.

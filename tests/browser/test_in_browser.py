@@ -35,6 +35,7 @@ from comfyui_process import (
     ComfyUI,
     link_pack,
 )
+from fal_kontext.kontext import flux2_models as f
 from fal_kontext.nodes.price_route import price_table
 from fal_kontext.standin import StandInServer
 
@@ -64,6 +65,12 @@ FRONTENDS = [
 
 def _badge(node_type: str, model: str, count: int) -> str:
     return f"${price_table()['nodes'][node_type][model][str(count)]:.2f}/run"
+
+
+def _flux2_usd(tier: str, output: tuple[int, int], references: int) -> str:
+    """The FLUX.2 badge's figure: the output plus each connected reference at the 1 MP limit."""
+    text = f"{f.estimate_cost_usd(f.FLUX2_MODELS[tier], output, [(1_000_000, 1)] * references):.3f}"
+    return "$" + (text[:-1] if text.endswith("0") else text)
 
 
 @pytest.mark.parametrize("label, front_end_root", FRONTENDS)
@@ -115,6 +122,12 @@ def test_what_a_user_sees(label, front_end_root, tmp_path):
     assert findings["badge"] == {"prox1": _badge("FalKontextMulti", "pro", 1),
                                  "prox3": _badge("FalKontextMulti", "pro", 3),
                                  "maxx3": _badge("FalKontextMulti", "max", 3)}
+
+    # FLUX.2's badge: the template's three references at the 1 MP limit, then max at 1920x1088.
+    auto = (f.AUTO_TARGET_PIXELS, 1)  # the badge prices `auto` at the estimate, 1 MP
+    assert findings["flux2_badge"] == {
+        "loaded": f"~{_flux2_usd('pro', auto, 3)}/run · out auto ≈1 MP + 3 refs ≤1 MP",
+        "max_custom": f"~{_flux2_usd('max', (1920, 1088), 3)}/run · out 1.99 MP + 3 refs ≤1 MP"}
 
     # In the optional Nodes 2.0 view too, from the node's first draw, wherever that view draws
     # badges at all (1.58 does; 1.27's experimental one draws none, not even the source badge).

@@ -33,6 +33,7 @@ from comfyui_process import (
     messages,
 )
 from fal_kontext import NODE_CLASS_MAPPINGS
+from fal_kontext.nodes.flux2_nodes import FalFlux2Edit
 from fal_kontext.nodes.price_route import PRICES_ROUTE, price_table
 from fal_kontext.nodes.sample_inputs import sample_files
 from fal_kontext.standin import StandInServer
@@ -44,6 +45,7 @@ UI_WORKFLOWS = sorted(WORKFLOWS.glob("*.json"))
 API_PROMPTS_0_1_0 = sorted((Path(__file__).resolve().parents[1] / "compat" / "fixtures" / "0.1.0"
                             / "api").glob("*.json"))
 KONTEXT_NODES = ("FalKontextMulti", "FalKontextEdit")
+PACK_NODES = ("FalKontextMulti", "FalKontextEdit", "FalFlux2Edit")
 TEST_KEY = "test-key-123"
 
 pytestmark = [
@@ -83,15 +85,15 @@ def comfy(standin: StandInServer, tmp_path_factory) -> Iterator[tuple[ComfyUI, s
         server.stop()
 
 
-def _kontext_node_ids(prompt: dict) -> list[str]:
-    return [node_id for node_id, node in prompt.items() if node["class_type"] in KONTEXT_NODES]
+def _pack_node_ids(prompt: dict) -> list[str]:
+    return [node_id for node_id, node in prompt.items() if node["class_type"] in PACK_NODES]
 
 
 def _with_seeds(prompt: dict, offset: int) -> dict:
-    """A copy with every Kontext seed moved by `offset` (so neither ComfyUI's output cache nor
-    the pack's result cache can answer, and the node really calls fal)."""
+    """A copy with every seed of the pack's nodes moved by `offset` (so neither ComfyUI's output
+    cache nor the pack's result cache can answer, and the node really calls fal)."""
     prompt = json.loads(json.dumps(prompt))
-    for node_id in _kontext_node_ids(prompt):
+    for node_id in _pack_node_ids(prompt):
         prompt[node_id]["inputs"]["seed"] = int(prompt[node_id]["inputs"]["seed"]) + offset
     return prompt
 
@@ -164,6 +166,50 @@ def test_object_info_gives_the_frontend_the_widget_order_saved_workflows_expect(
     assert slots[:len(released["widgets"])] == released["widgets"]
 
 
+def test_the_flux2_node_appears_in_object_info_with_its_inputs(comfy):
+    server, _ = comfy
+    info = server.get("/object_info/FalFlux2Edit")["FalFlux2Edit"]
+    required = info["input"]["required"]
+    assert list(required) == list(FalFlux2Edit.INPUT_TYPES()["required"]), \
+        "ComfyUI keeps the widget order saved workflows rely on"
+    assert required["model"][0] == ["pro", "max", "flex"] and required["images"][0] == "IMAGE"
+    assert required["seed"][1].get("control_after_generate") is True
+    assert set(info["input"]["optional"]) == {"image_2", "image_3", "image_4"}
+    assert info["output"] == ["IMAGE", "INT", "STRING"]
+    assert info["category"] == "fal/FLUX.2" and info["display_name"] == "FLUX.2 Edit (fal)"
+
+
+def _one_prompt(*graphs: dict) -> dict:
+    """Several API-format graphs as one prompt, node ids renumbered so none collide."""
+    merged: dict = {}
+    for index, graph in enumerate(graphs):
+        renumber = {node_id: str(int(node_id) + 100 * index) for node_id in graph}
+        for node_id, node in graph.items():
+            inputs = {name: [renumber[value[0]], value[1]] if isinstance(value, list) else value
+                      for name, value in node["inputs"].items()}
+            merged[renumber[node_id]] = {**node, "inputs": inputs}
+    return merged
+
+
+def test_a_flux2_and_a_kontext_node_run_in_the_same_prompt(comfy, standin):
+    server, _ = comfy
+    flux2 = next(path for path in API_WORKFLOWS if path.stem.startswith("FLUX.2 - "))
+    kontext = next(path for path in API_WORKFLOWS if path.stem.startswith("Kontext - "))
+    prompt = _with_seeds(_one_prompt(_load(flux2), _load(kontext)), 400_000)
+    standin.clear_requests()
+    entry = server.run(prompt)
+    assert len(server.saved_images(entry)) >= 2, entry["outputs"]
+    bodies = {request.path.strip("/"): request.json() for request in standin.submits()}
+    assert set(bodies) == {"fal-ai/flux-2-pro/edit", "fal-ai/flux-pro/kontext/multi"}, bodies
+    assert "num_images" not in bodies["fal-ai/flux-2-pro/edit"]
+    assert bodies["fal-ai/flux-2-pro/edit"]["image_size"] == "auto"
+    assert "num_images" in bodies["fal-ai/flux-pro/kontext/multi"]
+    billed = {bill.endpoint_id: bill for bill in standin.billed_jobs()
+              if bill.endpoint_id in bodies}
+    assert billed["fal-ai/flux-2-pro/edit"].megapixels >= 1
+    assert not standin.cancels()
+
+
 def test_workflow_templates_lists_our_ui_workflows(comfy):
     server, pack_folder = comfy
     assert UI_WORKFLOWS, "no UI-format workflows in workflows/"
@@ -186,15 +232,15 @@ def test_there_are_api_workflows():
 def test_api_workflow_runs(comfy, standin, path):
     server, _ = comfy
     prompt = _load(path)
-    kontext_nodes = _kontext_node_ids(prompt)
-    assert kontext_nodes, f"{path.name} has no Kontext node"
+    pack_nodes = _pack_node_ids(prompt)
+    assert pack_nodes, f"{path.name} has no node of the pack"
     standin.clear_requests()
     entry = server.run(prompt)
     images = server.saved_images(entry)
     assert images, entry["outputs"]
     for image in images:
         assert image.is_file() and image.stat().st_size > 0, image
-    assert len(standin.submits()) == len(kontext_nodes), [r.path for r in standin.requests]
+    assert len(standin.submits()) == len(pack_nodes), [r.path for r in standin.requests]
     assert not standin.cancels()
 
 
@@ -203,7 +249,7 @@ def test_api_prompts_saved_with_0_1_0_still_run(comfy, standin, path):
     """Posted as shipped: no reference_encoding, which ComfyUI once refused as missing."""
     server, _ = comfy
     prompt = _load(path)
-    kontext_nodes = _kontext_node_ids(prompt)
+    kontext_nodes = _pack_node_ids(prompt)
     assert kontext_nodes and all("reference_encoding" not in prompt[node_id]["inputs"]
                                  for node_id in kontext_nodes)
     standin.clear_requests()
@@ -222,7 +268,7 @@ def test_prompts_after_the_first_run_in_their_own_event_loop(comfy, standin):
     """Each prompt gets a new asyncio loop; nothing loop-bound may carry over between them."""
     server, _ = comfy
     prompt = _load(API_WORKFLOWS[0])
-    expected = len(_kontext_node_ids(prompt))
+    expected = len(_pack_node_ids(prompt))
     for offset in (100_001, 100_002, 100_003):
         standin.clear_requests()
         entry = server.run(_with_seeds(prompt, offset))
@@ -261,7 +307,7 @@ def test_interrupt_cancels_the_fal_job_and_reports_interrupted(comfy, standin):
     cancelled_id = standin.cancels()[0].path.rstrip("/").split("/")[-2]  # .../requests/<id>/cancel
     job = standin.jobs.get(cancelled_id)
     assert job is not None and job.cancelled_at is not None, (cancelled_id, list(standin.jobs))
-    assert job.arguments.get("seed") == prompt[_kontext_node_ids(prompt)[0]]["inputs"]["seed"]
+    assert job.arguments.get("seed") == prompt[_pack_node_ids(prompt)[0]]["inputs"]["seed"]
     # The next prompt runs normally after an interrupt.
     standin.clear_requests()
     assert server.saved_images(server.run(_with_seeds(prompt, 1)))

@@ -40,7 +40,7 @@ P = JobPhase
 def runner():
     runner = JobRunner()
     yield runner
-    runner.reset()
+    runner.close()
 
 
 @pytest.fixture
@@ -59,6 +59,18 @@ def join(runner: JobRunner, client, job_store: JobStore, key: str = KEY) -> Tick
 
 async def phase_reached(ticket: Ticket, phase: JobPhase) -> None:
     await wait_until(lambda: ticket.job.phase is phase, timeout=5)
+
+
+async def submitted(runner: JobRunner, fal: ScriptedFal, job_store: JobStore, *,
+                    running: bool = False) -> Ticket:
+    """A job this run leads, submitted and queued at fal (and running there, if asked)."""
+    ticket = join(runner, fal.client(), job_store)
+    ticket.submit(ORDER)
+    await phase_reached(ticket, P.QUEUED)
+    if running:
+        fal.move_all("IN_PROGRESS")
+        await phase_reached(ticket, P.RUNNING)
+    return ticket
 
 
 # -- the table ----------------------------------------------------------------------------------
@@ -102,9 +114,7 @@ async def test_a_job_goes_through_every_phase_and_is_delivered_and_stored(runner
 
 async def test_a_job_fal_fails_ends_failed_and_forgets_its_ledger_entry(runner, fal, tmp_path):
     job_store = store(tmp_path)
-    ticket = join(runner, fal.client(), job_store)
-    ticket.submit(ORDER)
-    await phase_reached(ticket, P.QUEUED)
+    ticket = await submitted(runner, fal, job_store)
     fal.jobs["req-1"].result = {"detail": [{"loc": ["body", "prompt"], "msg": "bad",
                                             "type": "value_error"}]}
     fal.move_all("COMPLETED")
@@ -140,9 +150,7 @@ async def test_cancel_while_submitting_cancels_the_job_the_moment_fal_names_it(r
 
 
 async def test_cancel_while_queued_stops_it_before_it_starts(runner, fal, tmp_path):
-    ticket = join(runner, fal.client(), store(tmp_path))
-    ticket.submit(ORDER)
-    await phase_reached(ticket, P.QUEUED)
+    ticket = await submitted(runner, fal, store(tmp_path))
     ending = await ticket.leave()
     assert ending.kind is EndingKind.CANCELLED_BEFORE_START and ending.nothing_billed
     assert ending.request_id == "req-1" and len(fal.cancels()) == 1
@@ -151,11 +159,7 @@ async def test_cancel_while_queued_stops_it_before_it_starts(runner, fal, tmp_pa
 async def test_cancel_while_running_asks_fal_and_keeps_what_it_still_delivers(runner, fal,
                                                                               tmp_path):
     job_store = store(tmp_path)
-    ticket = join(runner, fal.client(), job_store)
-    ticket.submit(ORDER)
-    await phase_reached(ticket, P.QUEUED)
-    fal.move_all("IN_PROGRESS")
-    await phase_reached(ticket, P.RUNNING)
+    ticket = await submitted(runner, fal, job_store, running=True)
     ending = await ticket.leave()
     assert ending.kind is EndingKind.CANCEL_REQUESTED and not ending.nothing_billed
     assert ending.kept == "cache"
@@ -174,9 +178,7 @@ async def test_cancel_while_running_asks_fal_and_keeps_what_it_still_delivers(ru
 async def test_cancel_answered_already_completed_keeps_the_paid_result(runner, fal, tmp_path):
     fal.cancel_answer = 400
     job_store = store(tmp_path)
-    ticket = join(runner, fal.client(), job_store)
-    ticket.submit(ORDER)
-    await phase_reached(ticket, P.QUEUED)
+    ticket = await submitted(runner, fal, job_store)
     fal.move_all("COMPLETED")  # finished at fal, before the status shows it to us
     ending = await ticket.leave()
     assert ending.kind is EndingKind.COMPLETED_KEPT and not ending.nothing_billed
@@ -185,11 +187,7 @@ async def test_cancel_answered_already_completed_keeps_the_paid_result(runner, f
 
 async def test_an_unconfirmed_cancel_leaves_the_job_followed(runner, fal, tmp_path):
     fal.cancel_answer = 500
-    ticket = join(runner, fal.client(), store(tmp_path))
-    ticket.submit(ORDER)
-    await phase_reached(ticket, P.QUEUED)
-    fal.move_all("IN_PROGRESS")
-    await phase_reached(ticket, P.RUNNING)
+    ticket = await submitted(runner, fal, store(tmp_path), running=True)
     ending = await ticket.leave()
     assert ending.kind is EndingKind.LEFT_RUNNING and not ending.shared
     assert ticket.job.ending is None, "still followed"
@@ -197,9 +195,7 @@ async def test_an_unconfirmed_cancel_leaves_the_job_followed(runner, fal, tmp_pa
 
 async def test_a_cancel_fal_does_not_know_ends_it_failed(runner, fal, tmp_path):
     fal.cancel_answer = 404
-    ticket = join(runner, fal.client(), store(tmp_path))
-    ticket.submit(ORDER)
-    await phase_reached(ticket, P.QUEUED)
+    ticket = await submitted(runner, fal, store(tmp_path))
     ending = await ticket.leave()
     assert ending.kind is EndingKind.FAILED and isinstance(ending.error, JobNotFoundError)
 

@@ -1,4 +1,4 @@
-"""Specification of the persistent result cache in kontext/result_cache.py: the same paid request
+"""Specification of the persistent result cache in jobs/result_cache.py: the same paid request
 is never billed twice, and a damaged, full or shared cache never fails a run."""
 from __future__ import annotations
 

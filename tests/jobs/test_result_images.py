@@ -1,4 +1,4 @@
-"""Result bytes -> pixels (kontext/result_images.py): orientation, formats, bomb limits."""
+"""Result bytes -> pixels (jobs/result_images.py): orientation, formats, bomb limits."""
 from __future__ import annotations
 
 import io

@@ -17,6 +17,7 @@ import torch
 from node_calls import call_node, solid
 from fal_kontext.client import SHARED_SERVED_FILES, SHARED_UPLOAD_CACHE
 from fal_kontext.jobs import result_cache
+from fal_kontext.nodes.flux2_nodes import FalFlux2Edit
 from fal_kontext.nodes.kontext_nodes import FalKontextEdit, FalKontextMulti
 
 pytestmark = pytest.mark.anyio
@@ -150,3 +151,17 @@ async def test_anything_but_exactly_the_served_pixels_is_uploaded_as_before(fal_
     assert uploads(fal_env) == 1 and not sent[0].startswith("data:")
     if case != "sync_mode result":
         assert sent != served_urls(fal_env, info)
+
+
+@pytest.mark.parametrize("limit, as_url", [(1.1, True), (None, False)],
+                         ids=["limit above the result", "FLUX.2's default 1 MP limit"])
+async def test_a_kontext_result_fed_into_flux2_goes_as_its_url_unless_flux2_would_shrink_it(
+        fal_env, limit, as_url):
+    # The stand-in's result is 1024x1024 (1.05 MP): above FLUX.2's default limit it is shrunk
+    # first (FLUX.2 bills every reference megapixel), so those are other pixels: uploaded.
+    first, info = await edit(solid(ORANGE), "step one")
+    fal_env.clear_requests()
+    inputs = {} if limit is None else {"max_reference_megapixels": limit}
+    await call_node(FalFlux2Edit, prompt="step two", images=first, seed=5, **inputs)
+    assert (sent_references(fal_env) == [served_urls(fal_env, info)]) is as_url
+    assert uploads(fal_env) == (0 if as_url else 1)

@@ -37,8 +37,10 @@ def dominant(colour: tuple[float, ...]) -> int:
 
 
 def test_the_pack_exports_its_nodes_with_display_names():
-    assert set(NODE_CLASS_MAPPINGS) == {"FalKontextMulti", "FalKontextEdit", "FalResultByRequestId"}
+    assert list(NODE_CLASS_MAPPINGS) == ["FalKontextMulti", "FalKontextEdit", "FalFlux2Edit",
+                                         "FalResultByRequestId"]
     assert NODE_DISPLAY_NAME_MAPPINGS["FalKontextMulti"] == "FLUX.1 Kontext Multi (fal)"
+    assert NODE_DISPLAY_NAME_MAPPINGS["FalFlux2Edit"] == "FLUX.2 Edit (fal)"
     assert NODE_DISPLAY_NAME_MAPPINGS["FalResultByRequestId"] == "fal Result by Request ID"
 
 

@@ -19,6 +19,7 @@ from fake_comfy import FakeComfy
 from node_calls import widget_defaults
 from fal_kontext.client import DownloadError, FalClient, JobFailedError, JobNotFoundError
 from fal_kontext.jobs.result_images import decode_image
+from fal_kontext.kontext import flux2_models as f
 from fal_kontext.kontext import models as m
 from fal_kontext.kontext.collect import checked_request_id
 from fal_kontext.kontext.errors import InvalidInputError, SafetyFilterError
@@ -27,13 +28,15 @@ from support import png_bytes, wait_until
 
 pytestmark = pytest.mark.anyio
 ENDPOINT = m.MULTI_MODELS["pro"].endpoint_id
+FLUX2_ENDPOINT = f.FLUX2_MODELS["pro"].endpoint_id
 
 
-async def submit_and_walk_away(server, prompt: str = "a job whose run died") -> str:
+async def submit_and_walk_away(server, prompt: str = "a job whose run died",
+                               endpoint: str = ENDPOINT) -> str:
     """What a run that was killed after its submit left: a job at fal nobody follows."""
     reference = server.put_file(png_bytes((200, 120, 10)), "image/png", "ref.png")
     async with FalClient() as client:
-        handle = await client.submit(ENDPOINT, {"prompt": prompt, "image_urls": [reference],
+        handle = await client.submit(endpoint, {"prompt": prompt, "image_urls": [reference],
                                                 "seed": 3})
     return handle.request_id
 
@@ -59,10 +62,12 @@ def served_file(url: str) -> bytes:
         return response.read()
 
 
-def test_the_node_offers_every_endpoint_of_the_model_table_and_the_nsfw_policy():
+def test_the_node_offers_every_endpoint_of_both_model_tables_and_the_nsfw_policy():
     spec = FalResultByRequestId.INPUT_TYPES()
     assert list(spec["required"]) == ["request_id", "endpoint", "nsfw_policy"]
-    assert spec["required"]["endpoint"][0] == list(m.ENDPOINT_IDS)
+    assert spec["required"]["endpoint"][0] == [
+        *(model.endpoint_id for model in m.ALL_MODELS),
+        *(model.endpoint_id for model in f.FLUX2_MODELS.values())]
     assert FalResultByRequestId.RETURN_NAMES == ("images", "seed", "info")
     assert FalResultByRequestId.CATEGORY == "fal/Kontext"
 
@@ -140,17 +145,26 @@ async def test_a_request_past_fals_retention_says_so(fal_env, comfy):
         await fetch(request_id, endpoint=ENDPOINT)
 
 
-async def test_the_wrong_endpoint_names_the_one_fal_knows_the_request_under(fal_env, comfy,
-                                                                           monkeypatch):
-    # Another fal app's endpoint (FLUX.2's, once the pack has it): fal answers 404 there.
-    other_app = "fal-ai/flux-2-pro/edit"
-    monkeypatch.setattr(m, "ENDPOINT_IDS", (*m.ENDPOINT_IDS, other_app))
-    request_id = await submit_and_walk_away(fal_env)
+@pytest.mark.parametrize("sent_to, asked, named", [
+    (ENDPOINT, FLUX2_ENDPOINT, "fal-ai/flux-pro"),
+    (FLUX2_ENDPOINT, m.SINGLE_MODELS["pro"].endpoint_id, "fal-ai/flux-2-pro")])
+async def test_the_wrong_endpoint_names_the_app_fal_knows_the_request_under(fal_env, comfy, sent_to,
+                                                                           asked, named):
+    # Another fal app's path: fal answers 404 there, and the pack asks the others (free).
+    request_id = await submit_and_walk_away(fal_env, endpoint=sent_to)
     with pytest.raises(InvalidInputError) as caught:
-        await fetch(request_id, endpoint=other_app)
+        await fetch(request_id, endpoint=asked)
     message = str(caught.value)
-    assert message.startswith("Input 'endpoint': ") and "fal-ai/flux-pro" in message
-    assert "pick that endpoint" in message and "\n" not in message
+    assert message.startswith(f"Input 'endpoint': fal request {request_id} was not sent to {asked}")
+    assert f"but to {named} (e.g. " in message and "pick that endpoint" in message
+    assert "\n" not in message and len(fal_env.submits()) == 1
+
+
+async def test_a_flux2_request_is_fetched_like_a_kontext_one(fal_env, comfy):
+    request_id = await submit_and_walk_away(fal_env, endpoint=FLUX2_ENDPOINT)
+    images, _, info = await fetch(request_id, endpoint=FLUX2_ENDPOINT)
+    assert images.shape[0] == 1 and info["endpoint"] == FLUX2_ENDPOINT
+    assert fal_env.billed_request_ids() == [request_id] and len(fal_env.submits()) == 1
 
 
 async def test_any_endpoint_of_the_same_fal_app_finds_the_request(fal_env, comfy):

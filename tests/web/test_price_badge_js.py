@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from fal_kontext.kontext import flux2_models as f
 from fal_kontext.nodes.price_route import price_table
 
 WEB = Path(__file__).resolve().parents[2] / "web"
@@ -50,24 +51,28 @@ console.log(JSON.stringify(out));
 """
 
 
-@pytest.mark.skipif(NODE is None, reason="needs node")
-def test_badge_is_there_when_the_node_is_created_and_follows_model_and_num_images(tmp_path):
-    # The Nodes 2.0 (Vue) view reads a node's badges once, when it mounts: a badge added after
-    # an await in nodeCreated never shows there.
+def run_badge_script(tmp_path, runner: str) -> dict:
+    """Run `runner` in node beside the extension, with the backend's real price table."""
     (tmp_path / "scripts").mkdir()
     (tmp_path / "scripts" / "app.js").write_text(APP_STUB)
     (tmp_path / "scripts" / "api.js").write_text(API_STUB)
     extension_dir = tmp_path / "extensions" / "fal-kontext"  # where ComfyUI serves WEB_DIRECTORY
     extension_dir.mkdir(parents=True)
     shutil.copy(WEB / "kontext_price_badge.js", extension_dir)
-    (tmp_path / "run.mjs").write_text(RUNNER)
-    table = price_table()
-    (tmp_path / "prices.json").write_text(json.dumps(table))
+    (tmp_path / "run.mjs").write_text(runner)
+    (tmp_path / "prices.json").write_text(json.dumps(price_table()))
     result = subprocess.run([NODE, "run.mjs", "prices.json"], cwd=tmp_path, capture_output=True,
                             text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
-    out = json.loads(result.stdout.strip().splitlines()[-1])
-    usd = table["nodes"]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(NODE is None, reason="needs node")
+def test_badge_is_there_when_the_node_is_created_and_follows_model_and_num_images(tmp_path):
+    # The Nodes 2.0 (Vue) view reads a node's badges once, when it mounts: a badge added after
+    # an await in nodeCreated never shows there.
+    out = run_badge_script(tmp_path, RUNNER)
+    usd = price_table()["nodes"]
     assert out["multi_pro_1"] == f"${usd['FalKontextMulti']['pro']['1']:.2f}/run" == "$0.04/run"
     assert out["edit_max_2"] == f"${usd['FalKontextEdit']['max']['2']:.2f}/run"
     assert out["multi_pro_4"] == f"${usd['FalKontextMulti']['pro']['4']:.2f}/run"
@@ -77,8 +82,59 @@ def test_badge_is_there_when_the_node_is_created_and_follows_model_and_num_image
     assert out["requests"] == ["/fal_kontext/prices"], "the table is fetched once"
 
 
+FLUX2_RUNNER = """
+import { readFileSync } from "node:fs";
+globalThis.priceTable = JSON.parse(readFileSync(process.argv[2], "utf8"));
+const { megapixelPriceText } = await import("./extensions/fal-kontext/kontext_price_badge.js");
+const ext = globalThis.extension;
+await ext.beforeRegisterNodeDef(function () {}, { name: "FalFlux2Edit" });
+const widget = (name, value) => ({ name, value });
+const node = { comfyClass: "FalFlux2Edit", badges: [],
+  widgets: [widget("model", "pro"), widget("image_size", "auto"), widget("width", 512),
+            widget("height", 512), widget("max_reference_megapixels", 1.0)],
+  inputs: [{ name: "images", link: 1 }, { name: "image_2", link: null },
+           { name: "image_3", link: null }, { name: "image_4", link: null }] };
+ext.nodeCreated(node);
+const text = () => node.badges[0]?.().text ?? null;
+const set = (name, value) => { node.widgets.find((w) => w.name === name).value = value; };
+const out = { created: text() };
+node.inputs[1].link = 2;
+out.two_refs = text();
+set("model", "max"); set("image_size", "custom"); set("width", 1920); set("height", 1080);
+out.max_custom = text();
+set("model", "flex"); set("image_size", "square"); set("max_reference_megapixels", 0);
+out.no_limit = text();
+set("image_size", "landscape_16_9"); set("max_reference_megapixels", 4);
+out.four_mp_refs = text();
+out.unknown_model = megapixelPriceText(globalThis.priceTable, "FalFlux2Edit",
+  { model: "ultra", image_size: "auto", max_reference_megapixels: 1 }, 1);
+console.log(JSON.stringify(out));
+"""
+
+
+def expected_usd(tier: str, output: tuple[int, int], references: int, limit: float) -> str:
+    """The backend's price for the badge's stated assumption, in the badge's format."""
+    sizes = [(round(limit * 1_000_000), 1)] * references
+    text = f"{f.estimate_cost_usd(f.FLUX2_MODELS[tier], output, sizes):.3f}"
+    return "$" + (text[:-1] if text.endswith("0") else text)
+
+
+@pytest.mark.skipif(NODE is None, reason="needs node")
+def test_flux2_badge_prices_output_and_references_and_states_its_assumption(tmp_path):
+    out = run_badge_script(tmp_path, FLUX2_RUNNER)
+    assert out["created"] == f"~{expected_usd('pro', (1024, 1024), 1, 1.0)}/run · out auto ≈1 MP " \
+                             "+ 1 ref ≤1 MP" == "~$0.045/run · out auto ≈1 MP + 1 ref ≤1 MP"
+    assert out["two_refs"] == "~$0.06/run · out auto ≈1 MP + 2 refs ≤1 MP", "follows the sockets"
+    assert out["max_custom"] == f"~{expected_usd('max', (1920, 1080), 2, 1.0)}/run · out 1.98 MP " \
+                                "+ 2 refs ≤1 MP" == "~$0.16/run · out 1.98 MP + 2 refs ≤1 MP"
+    assert out["no_limit"] == "from $0.05/run · out 0.25 MP + refs at full size"
+    assert out["four_mp_refs"] == f"~{expected_usd('flex', (1024, 576), 2, 4.0)}/run · out " \
+                                  "0.56 MP + 2 refs ≤4 MP" == "~$0.45/run · out 0.56 MP + 2 refs ≤4 MP"
+    assert out["unknown_model"] == ""
+
+
 def test_no_price_is_written_in_the_javascript():
     for script in WEB.glob("*.js"):
         text = script.read_text()
-        for price in ("0.04", "0.08"):
+        for price in ("0.04", "0.08", "0.03", "0.015", "0.07", "0.05", "1048576", "1024 * 1024"):
             assert price not in text, f"{script.name} holds a price: read it from the backend"

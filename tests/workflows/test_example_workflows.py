@@ -126,11 +126,18 @@ def test_every_ui_workflow_has_an_api_copy_of_the_same_name_and_back():
     assert [p.name for p in UI_FILES] == [p.name for p in API_FILES]
 
 
+TEMPLATE_FAMILIES = {"Kontext - ": "FalKontext", "FLUX.2 - ": "FalFlux2"}
+
+
 def test_template_names_are_readable_titles_that_sort_together():
     # Both frontends (1.27, 1.58) title a custom-node template with its file name and cut it
     # at about 32 characters; they read no title or description from the JSON.
     for path in UI_FILES:
-        assert path.stem.startswith("Kontext - ") and len(path.stem) <= 32, path.stem
+        family = next((prefix for prefix in TEMPLATE_FAMILIES if path.stem.startswith(prefix)), None)
+        assert family and len(path.stem) <= 32, path.stem
+        node_types = {node["type"] for node in load(path)["nodes"] if node["type"] in NODE_CLASS_MAPPINGS}
+        assert node_types and all(t.startswith(TEMPLATE_FAMILIES[family]) for t in node_types), \
+            f"{path.stem}: the name's family is the node's"
         assert "_" not in path.stem, "the card shows the raw name: words, not snake_case"
 
 
@@ -317,12 +324,24 @@ def test_ui_links_are_consistent(path):
             assert tuple(o["type"] for o in node["outputs"]) == CORE_OUTPUTS[node["type"]]
 
 
+def note_prices(node_type: str) -> tuple[str, ...]:
+    """The prices a note must state for a node type, from the models tables."""
+    from fal_kontext.kontext import flux2_models as f
+    if node_type == "FalFlux2Edit":
+        return tuple(f"${price:g}" for model in f.FLUX2_MODELS.values()
+                     for price in (model.usd_first_megapixel, model.usd_further_megapixel))
+    return tuple(f"${model.usd_per_image:.2f}" for model in NODE_CLASS_MAPPINGS[node_type].MODELS.values())
+
+
 @pytest.mark.parametrize("path", [paired(p) for p in UI_FILES])
 def test_every_workflow_explains_itself_in_a_note(path):
-    notes = [n for n in load(path)["nodes"] if n["type"] in VIRTUAL_NODES]
+    workflow = load(path)
+    notes = [n for n in workflow["nodes"] if n["type"] in VIRTUAL_NODES]
     assert notes
     text = " ".join(n["widgets_values"][0] for n in notes)
-    for needed in ("FAL_KEY", "config.json", "$0.04", "$0.08", "prompt"):
+    prices = [price for node in workflow["nodes"] if node["type"] in NODE_CLASS_MAPPINGS
+              for price in note_prices(node["type"])]
+    for needed in ("FAL_KEY", "config.json", "prompt", *prices):
         assert needed in text, f"the note should mention {needed}"
     assert "fk-" not in text, "notes describe where the key goes, they never hold one"
 
@@ -369,27 +388,27 @@ def resolve_inputs(workflow: dict[str, Any], node: dict[str, Any]) -> tuple[dict
     return inputs, frames
 
 
-KONTEXT_NODES = [pytest.param(path, node_id, id=f"{path.stem}#{node_id}")
+PACK_NODES = [pytest.param(path, node_id, id=f"{path.stem}#{node_id}")
                  for path in API_FILES for node_id, node in load(path).items()
                  if node["class_type"] in NODE_CLASS_MAPPINGS]
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("path,node_id", KONTEXT_NODES)
-async def test_kontext_nodes_run_against_the_stand_in_with_the_sample_images(fal_env, path, node_id):
+@pytest.mark.parametrize("path,node_id", PACK_NODES)
+async def test_pack_nodes_run_against_the_stand_in_with_the_sample_images(fal_env, path, node_id):
     workflow = load(path)
     node = workflow[node_id]
     inputs, frames = resolve_inputs(workflow, node)
     images, seed, info = await NODE_CLASS_MAPPINGS[node["class_type"]]().edit(
         **inputs, unique_id=node_id)
     assert images.dtype == torch.float32 and images.ndim == 4 and images.shape[-1] == 3
-    assert images.shape[0] == node["inputs"]["num_images"]
+    assert images.shape[0] == node["inputs"].get("num_images", 1)
     assert seed == node["inputs"]["seed"]
     submits = fal_env.submits()
     assert len(submits) == 1
     body = submits[0].json()
     assert len(body["image_urls"]) == frames
     assert body["prompt"] == node["inputs"]["prompt"]
-    assert json.loads(info)["estimated_cost_usd"] == pytest.approx(
-        NODE_CLASS_MAPPINGS[node["class_type"]].MODELS[node["inputs"]["model"]].usd_per_image
-        * node["inputs"]["num_images"])
+    bill, = fal_env.billed_jobs()
+    assert json.loads(info)["estimated_cost_usd"] == pytest.approx(bill.usd), \
+        "the price the node states is what fal bills"
