@@ -36,11 +36,6 @@ def _median_seconds(action: Callable[[], object], reps: int) -> float:
     return h.median([_seconds(action) for _ in range(reps)])
 
 
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(255 ** 2 / mse)
-
-
 def _decoded(data: bytes, like: np.ndarray) -> np.ndarray:
     with Image.open(io.BytesIO(data)) as image:
         pixels = np.asarray(image)
@@ -180,7 +175,7 @@ def _encodings(side: int, reps: int) -> tuple[str, dict[str, dict]]:
         png = _pillow_png(frame)
         decoded = _decoded(encoded.data, frame)
         exact = decoded.shape == frame.shape and bool(np.array_equal(decoded, frame))
-        psnr = _psnr(decoded, frame) if decoded.shape == frame.shape else float("nan")
+        psnr = h.psnr(decoded, frame) if decoded.shape == frame.shape else float("nan")
         pack_time = _median_seconds(lambda: encode_reference(frame), reps)
         png_time = _median_seconds(lambda: _pillow_png(frame), reps)
         share = len(encoded.data) / len(png)
@@ -247,7 +242,7 @@ def _frontier(side: int, reps: int) -> str:
                 return buffer.getvalue()
 
             data = encode()
-            psnr = _psnr(_decoded(data, frame), frame)
+            psnr = h.psnr(_decoded(data, frame), frame)
             row += [f"{len(data) / png_size:.0%}",
                     "exact" if not np.isfinite(psnr) else f"{psnr:.1f} dB",
                     h.ms(_median_seconds(encode, reps))]

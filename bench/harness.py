@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Awaitable, Callable, Sequence
 
+import numpy as np
 import torch
 
 from fal_kontext.kontext.models import MULTI_MODELS
@@ -88,6 +89,8 @@ def _serve(conn, processing_delay: float) -> None:
                            "routes": [(r.route, r.time) for r in mine]})
             elif op == "timeline":
                 conn.send([(r.route, r.time, len(r.body)) for r in server.requests])
+            elif op == "bodies":
+                conn.send([(r.route, r.body) for r in server.requests if r.route in args[0]])
             elif op == "clear":
                 server.clear_requests()
                 conn.send(None)
@@ -155,6 +158,10 @@ class StandIn:
     def timeline(self) -> list[tuple[str | None, float, int]]:
         """(route, time.monotonic() when read, body bytes) of each request since clear()."""
         return self._ask("timeline")
+
+    def bodies(self, routes: Sequence[str]) -> list[tuple[str, bytes]]:
+        """(route, body) of each request to one of `routes` since clear(), in arrival order."""
+        return self._ask("bodies", tuple(routes))
 
     def clear(self) -> None:
         self._ask("clear")
@@ -235,7 +242,10 @@ def node_arguments(references: Sequence[torch.Tensor], **overrides: Any) -> dict
     from fal_kontext.nodes.kontext_nodes import FalKontextMulti
 
     values: dict[str, Any] = {"unique_id": "bench"}
-    for name, (kind, options) in FalKontextMulti.INPUT_TYPES()["required"].items():
+    spec = FalKontextMulti.INPUT_TYPES()
+    # Optional widgets too, as the UI sends every widget: a widget added after the node's first
+    # release is optional, and absent it takes the first release's behaviour (e.g. lossless).
+    for name, (kind, options) in {**spec["required"], **spec.get("optional", {})}.items():
         if isinstance(kind, list):
             values[name] = options.get("default", kind[0])
         elif kind in ("INT", "FLOAT", "BOOLEAN", "STRING"):
@@ -319,6 +329,12 @@ async def interleaved(runs: int, contenders: dict[str, Callable[[int], Awaitable
 
 
 # --- statistics and reporting ------------------------------------------------------------------
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """Peak signal-to-noise ratio of two uint8 frames in dB; inf when they are identical."""
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255 ** 2 / mse)
+
+
 def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
 

@@ -15,8 +15,9 @@ import sys
 import time
 import traceback
 
-from . import (bench_concurrency, bench_flux2_price, bench_memory, bench_overhead, bench_png,
-               bench_rerun, bench_scaling, bench_status_requests, bench_uplink)
+from . import (bench_chain, bench_concurrency, bench_flux2_price, bench_memory,
+               bench_overhead, bench_png, bench_rerun, bench_scaling, bench_status_requests,
+               bench_uplink)
 from . import harness as h
 
 BENCHMARKS = {
@@ -29,6 +30,7 @@ BENCHMARKS = {
     "status_requests": bench_status_requests.run,  # S1, S2 (issue 11)
     "uplink": bench_uplink.run,  # U1: first run over a 20 / 100 Mbit/s uplink
     "flux2_price": bench_flux2_price.run,  # F1: FLUX.2 dollars saved by the reference downscale
+    "chain": bench_chain.run,  # C1: step 2 of a two-step chain over a 20 Mbit/s uplink
 }
 HERE = os.path.dirname(os.path.abspath(__file__))
 CAVEATS = (

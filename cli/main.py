@@ -2,6 +2,7 @@
 
     python -m fal_kontext edit --prompt "..." person.png duckling.png -o out/     # FLUX.1 Kontext
     python -m fal_kontext flux2 --prompt "..." person.png duckling.png -o out/    # FLUX.2 edit
+    python -m fal_kontext collect REQUEST_ID --endpoint fal-ai/flux-pro/kontext -o out/  # free
     python -m fal_kontext demo            # offline: bundled stand-in server, no key, no cost
 
 Each command's options come from its node's parameter table (kontext/parameters.py,
@@ -27,6 +28,7 @@ from ..kontext import flux2_models as f
 from ..kontext import flux2_parameters as fp
 from ..kontext import models as m
 from ..kontext import parameters as p
+from ..kontext.collect import collect_request, pack_endpoints
 from ..kontext.edit_request import EditRequest
 from ..kontext.errors import InvalidInputError
 from ..kontext.flux2_request import Flux2EditRequest
@@ -62,6 +64,21 @@ def build_parser() -> argparse.ArgumentParser:
     flux2.add_argument(instruction.flag, dest=instruction.name, required=True,
                        help="the edit instruction")
     _add_common_options(flux2, fp.TABLE)
+    collect = commands.add_parser(
+        "collect", help="fetch the images of a fal request by its id (free: nothing is submitted)",
+        description="Fetch the images of a request fal already has (e.g. one a killed run sent "
+                    "before fal named it, found in https://fal.ai/dashboard/requests): waits while "
+                    "it runs, writes the images and a JSON sidecar, stores them in the result "
+                    "cache. Nothing is submitted or cancelled.")
+    collect.add_argument("request_id", metavar="REQUEST_ID", help="the fal request id")
+    collect.add_argument("--endpoint", choices=pack_endpoints(), default=pack_endpoints()[0],
+                         help="the endpoint the request was sent to (default: %(default)s; any "
+                              "endpoint of the same fal app finds it)")
+    collect.add_argument("-o", "--output-dir", type=Path, default=Path("fal-kontext-output"))
+    policy = p.BY_NAME["nsfw_policy"]
+    _add_parameter(collect, policy)
+    collect.add_argument("--quiet", action="store_true", help="no progress bar")
+    collect.add_argument("--verbose", action="store_true", help="log requests and fal's logs")
     demo = commands.add_parser("demo", help="offline demo on the shipped sample images")
     demo.add_argument(instruction.flag, dest=instruction.name, default=DEMO_PROMPT,
                       help="the edit instruction")
@@ -120,6 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         args.offline = True
         args.references = [SAMPLES_DIR / name for name in DEMO_REFERENCES]
+    args.offline = getattr(args, "offline", False)
     if args.offline and not args.quiet:
         print("Offline: using the bundled fal stand-in server on 127.0.0.1; nothing is billed.",
               file=sys.stderr)
@@ -134,11 +152,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FalError as error:
         print(f"error: {error}", file=sys.stderr)
         return _exit_code(error)
-    paths = write_results(result, args.output_dir,
-                          prefix="flux2" if args.command == "flux2" else "kontext")
+    paths = write_results(result, args.output_dir, prefix=_file_prefix(args))
     for path in paths:
         print(path)
     return EXIT_OK
+
+
+def _file_prefix(args: argparse.Namespace) -> str:
+    """Result files are named after the model family that made them."""
+    flux2 = {model.endpoint_id for model in f.FLUX2_MODELS.values()}
+    if args.command == "flux2" or (args.command == "collect" and args.endpoint in flux2):
+        return "flux2"
+    return "kontext"
 
 
 def _exit_code(error: FalError) -> int:
@@ -152,7 +177,7 @@ def _exit_code(error: FalError) -> int:
 def _run_until_interrupted(args: argparse.Namespace) -> EditResult:
     """Run the edit on a fresh loop; Ctrl-C cancels the task, which cancels the fal job."""
     loop = asyncio.new_event_loop()
-    task = loop.create_task(_edit(args))
+    task = loop.create_task(_collect(args) if args.command == "collect" else _edit(args))
     with contextlib.suppress(NotImplementedError, ValueError):  # Windows / non-main thread
         loop.add_signal_handler(signal.SIGINT, task.cancel)
     try:
@@ -234,6 +259,14 @@ async def _run(args: argparse.Namespace, request: FalEditRequest, references: li
         async with FalClient(key, base_url=base_url) as client:
             return await run_edit(client, request, references, options=run_options,
                                   progress=reporter, store=store)
+
+
+async def _collect(args: argparse.Namespace) -> EditResult:
+    with progress_sink(args.quiet) as reporter:
+        args.reporter = reporter
+        async with FalClient() as client:  # key and hosts from the environment, as for edit
+            return await collect_request(client, args.request_id, args.endpoint,
+                                         nsfw_policy=args.nsfw_policy, progress=reporter)
 
 
 @contextlib.contextmanager

@@ -9,7 +9,7 @@ from .fal import FalClient
 from .hosts import BASE_URL_ENV, FalHosts
 from .queue_types import CancelOutcome, JobState, JobStatus, QueueUpdate, RequestHandle
 from .retry import RetryPolicy
-from .storage import SHARED_UPLOAD_CACHE, UploadCache
+from .storage import SHARED_SERVED_FILES, SHARED_UPLOAD_CACHE, ServedFile, ServedFiles, UploadCache
 
 __all__ = [
     "AuthError", "BASE_URL_ENV", "CancelOutcome", "ConfigurationError", "ConnectionFailedError",
@@ -17,6 +17,6 @@ __all__ = [
     "FalHosts", "FalJobError", "FalStatusError", "FalTimeoutError", "FieldError",
     "JobCancelledError", "JobFailedError", "JobNotFoundError", "JobState", "JobStatus",
     "MissingKeyError", "QueueUpdate", "RateLimitError", "RequestHandle", "RequestRejectedError",
-    "RetryPolicy", "SHARED_UPLOAD_CACHE", "ServerError", "StartDeadlineError",
-    "SubmitUncertainError", "UploadCache", "ValidationError", "default_config_path", "resolve_key",
+    "RetryPolicy", "SHARED_SERVED_FILES", "SHARED_UPLOAD_CACHE", "ServedFile", "ServedFiles",
+    "ServerError", "StartDeadlineError", "SubmitUncertainError", "UploadCache", "ValidationError", "default_config_path", "resolve_key",
 ]

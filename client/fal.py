@@ -22,8 +22,9 @@ from .queue_types import (CancelOutcome, EndpointId, JobState, JobStatus, QueueU
 from .redaction import mask_key
 from .retry import NO_RETRY, RETRYABLE_STATUS, STATUS_RETRY, Backoff, RetryPolicy, should_retry
 from .status_watch import PollGaps, StatusWatcher
-from .storage import (SHARED_UPLOAD_CACHE, StorageToken, UploadCache, content_key,
-                      lifecycle_header_value, storage_lifetime_seconds)
+from .storage import (SHARED_SERVED_FILES, SHARED_UPLOAD_CACHE, ServedFile, ServedFiles,
+                      StorageToken, UploadCache, content_key, lifecycle_header_value,
+                      storage_lifetime_seconds)
 
 USER_AGENT = "fal-kontext (python)"
 DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=120.0, pool=60.0)
@@ -53,6 +54,7 @@ class FalClient:
                  hosts: FalHosts | None = None, retry: RetryPolicy = RetryPolicy(),
                  timeout: httpx.Timeout = DEFAULT_TIMEOUT, max_connections: int = 32,
                  upload_cache: UploadCache = SHARED_UPLOAD_CACHE,
+                 served_files: ServedFiles = SHARED_SERVED_FILES,
                  upload_concurrency: int = DEFAULT_UPLOAD_CONCURRENCY,
                  max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
                  storage_lifetime: int | None | str = "env", use_status_stream: bool = True,
@@ -65,6 +67,7 @@ class FalClient:
         self._key = resolve_key(key, environ)
         self._retry = retry
         self._upload_cache = upload_cache
+        self._served_files = served_files
         self._upload_slots = asyncio.Semaphore(upload_concurrency)
         self._max_download_bytes = max_download_bytes
         self.storage_lifetime = (storage_lifetime_seconds(environ) if storage_lifetime == "env"
@@ -80,6 +83,7 @@ class FalClient:
         # What a sibling client (another thread's event loop) needs to act for the same account.
         self._settings = dict(key=self._key, hosts=self.hosts, retry=retry, timeout=timeout,
                              max_connections=max_connections, upload_cache=upload_cache,
+                             served_files=served_files,
                              max_download_bytes=max_download_bytes,
                              storage_lifetime=self.storage_lifetime,
                              use_status_stream=use_status_stream, poll_gaps=poll_gaps,
@@ -98,7 +102,7 @@ class FalClient:
         return (settings["key"], settings["hosts"], settings["retry"], repr(settings["timeout"]),
                 settings["max_download_bytes"], settings["storage_lifetime"],
                 settings["use_status_stream"], settings["poll_gaps"], id(settings["upload_cache"]),
-                id(settings["transport"]))
+                id(settings["served_files"]), id(settings["transport"]))
 
     def sibling(self) -> "FalClient":
         """A new client with this one's key, hosts and policies, for use in another event loop."""
@@ -369,8 +373,20 @@ class FalClient:
         max_age = self.storage_lifetime / 2 if self.storage_lifetime else None
         return self._upload_cache.get(self.hosts.upload, cache_key, max_age=max_age)
 
-    def forget_upload(self, url: str) -> None:
+    def forget_unfetchable(self, url: str) -> None:
+        """fal could not fetch `url` (an earlier upload, or a result it served): never hand it
+        to fal again in this process."""
         self._upload_cache.forget_url(url)
+        self._served_files.refuse(url)
+
+    def served_url(self, identity: str) -> str | None:
+        """The URL of a file this fal serves whose decoded pixels have this identity (an earlier
+        result), while there is time enough left to hand it back to fal."""
+        return self._served_files.get(self.hosts.queue, identity)
+
+    def remember_served(self, identity: str, served: ServedFile) -> None:
+        """Remember that `served` (a result fal serves) decodes to pixels with this identity."""
+        self._served_files.put(identity, served)
 
     async def upload(self, data: bytes, content_type: str, *, file_name: str | None = None,
                      cache_key: str | None = None) -> str:

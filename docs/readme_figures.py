@@ -50,6 +50,11 @@ like the output's, so the pack's default `max_reference_megapixels` (1 on the FL
 price decision as much as an upload one. The figures are the pack's price rule applied to the
 sizes it sends (the stand-in bills by the same rule):"""
 
+BENCH_CHAIN = """**Chained edits (C1).** A result fed into the next node is a file fal already serves: the
+pack sends its URL (see "Chained edits" under How the nodes behave), where it used to encode
+the result's pixels and upload them, a second JPEG generation of a photo. Step 2 of a two-step
+chain over a 20 Mbit/s uplink, against the same pack with that table emptied:"""
+
 RELIABILITY_INTRO = """## Reliability, security and spend safety
 
 Every figure below comes from `FAL_KONTEXT_RECORD_RESULTS=1 python -m pytest tests/reliability`
@@ -100,6 +105,8 @@ def benchmarks_block() -> str:
         BENCH_ENCODING,
         bold_table(markdown_section(report, "png"), "What each reference is sent as"),
         markdown_section(report, "uplink"),
+        BENCH_CHAIN,
+        markdown_section(report, "chain"),
         BENCH_P5,
         markdown_section(report, "concurrency"),
         "**Scaling** — overhead grows linearly with input bytes, at about a sixth of the "

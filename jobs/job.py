@@ -7,6 +7,9 @@ a job happens on that loop, in this class: the submit (and the one re-submit whe
 fetch a reference upload reused from earlier), following it, cancelling it when the last run
 stops waiting, collecting and storing its result, and every job-ledger write. Runs in any thread
 hold a `Ticket`; they hear progress through a listener and meet the job at one future.
+
+A job is also how a request fal already has is fetched by its id (`JobRunner.follow_request`):
+an adopted job, which is followed and collected like any other and never cancelled.
 """
 from __future__ import annotations
 
@@ -20,13 +23,15 @@ from dataclasses import dataclass
 from typing import Any, Callable, Coroutine, Protocol, Sequence
 
 from ..client import FalClient
+from ..client.data_uri import encode_data_uri
 from ..client.errors import (DownloadError, FalError, JobNotFoundError, SubmitUncertainError,
                              ValidationError)
 from ..client.logs import logger
 from ..client.queue_types import CancelOutcome, JobState, QueueUpdate, RequestHandle
 from .ledger import LedgerEntry, log_unnamed_submit, retention_deadline
 from .lifecycle import EndingKind, JobEnding, JobPhase, check_transition
-from .result_collection import CollectSpec, Decoder, EditResult, collect_result
+from .result_collection import (CollectSpec, Decoder, EditResult, collect_result,
+                                remember_served_images)
 from .store import JobStore
 
 # A job nobody waits for any more is still followed this long, to keep what it was paid for.
@@ -68,12 +73,15 @@ class JobNotStartedError(FalError):
 @dataclass(frozen=True)
 class JobOrder:
     """What the leading run hands over once its references are sent: fal's body for a list of
-    reference URLs, those URLs, and how to send a reference again (upload key and encoder)."""
+    reference URLs, those URLs, and how to send a reference again (upload key and encoder;
+    inline as a data URI instead when the run sends its references inline)."""
 
     arguments: Callable[[list[str]], dict[str, Any]]
     urls: list[str]
     references: Sequence[tuple[str, Encoder]] = ()
-    reused_urls: frozenset[str] = frozenset()  # URLs from an earlier upload (they may be stale)
+    # URLs used before (an earlier upload, or a result fal served): fal may no longer fetch them.
+    reused_urls: frozenset[str] = frozenset()
+    inline: bool = False
 
 
 class Job:
@@ -83,7 +91,7 @@ class Job:
     def __init__(self, runner: Runner, key: str, client: FalClient, spec: CollectSpec,
                  store: JobStore | None, *, decode: Decoder, start_deadline: float,
                  origin: Origin, phase: JobPhase, entry: LedgerEntry | None = None,
-                 owns_entry: bool = True):
+                 owns_entry: bool = True, request_id: str | None = None):
         self.runner = runner
         self.key = key
         self.client = client
@@ -95,7 +103,10 @@ class Job:
         self.phase = phase
         self.phases: list[JobPhase] = [phase]  # the way it went, for logs and tests
         self.future: concurrent.futures.Future[EditResult] = concurrent.futures.Future()
-        self.request_id: str | None = entry.request_id if entry is not None else None
+        self.request_id: str | None = entry.request_id if entry is not None else request_id
+        # When fal got the job (time.time(), an upper bound on its outputs' age); None: unknown.
+        self.submitted_at: float | None = (entry.submitted_at if entry is not None and entry.named
+                                           else None)
         self.cancel_outcome: CancelOutcome | None = None
         self.ending: JobEnding | None = None
         self._entry = entry
@@ -213,21 +224,24 @@ class Job:
                 stale = _stale_references(error, urls, order)
                 if attempt == 2 or not stale:
                     raise
-                logger.warning("fal could not fetch %d reference upload(s) made earlier; "
-                               "uploading them again and submitting once more", len(stale))
-                urls = await self._upload_again(order, urls, stale)
+                logger.warning("fal could not fetch %d reference URL(s) used before (an earlier "
+                               "upload or result); sending them again and submitting once more "
+                               "(the refused submit is not billed)", len(stale))
+                urls = await self._send_again(order, urls, stale)
         raise AssertionError("unreachable: the loop returns or raises")
 
-    async def _upload_again(self, order: JobOrder, urls: list[str], stale: list[int]) -> list[str]:
+    async def _send_again(self, order: JobOrder, urls: list[str], stale: list[int]) -> list[str]:
         urls = list(urls)
         for index in stale:
-            self.client.forget_upload(urls[index])
+            self.client.forget_unfetchable(urls[index])
             key, encode = order.references[index]
-            urls[index] = await self.client.upload_once(key, encode)
+            urls[index] = (encode_data_uri(*await asyncio.to_thread(encode)) if order.inline
+                           else await self.client.upload_once(key, encode))
         return urls
 
     async def _submit(self, arguments: dict[str, Any]) -> None:
         self._move(JobPhase.SUBMITTING)
+        self.submitted_at = time.time()
         self._record(state="submitting", request_id=None)
         self._handle = await self.client.submit(self.spec.endpoint_id, arguments,
                                                 start_deadline=self.start_deadline,
@@ -254,7 +268,10 @@ class Job:
             if entry is not None and entry.named and not entry.expired():
                 logger.info("another process submitted these inputs as fal request %s; "
                             "following it instead of paying again", entry.request_id)
-                self.request_id = entry.request_id
+                self.request_id, self.submitted_at = entry.request_id, entry.submitted_at
+                # Its outputs live as long as the submitting process asked fal to keep them.
+                self.spec = dataclasses.replace(
+                    self.spec, output_lifetime=entry.collect.get("output_lifetime"))
                 self._emit("submitted", entry.request_id)
                 self._move(JobPhase.QUEUED)
                 return
@@ -345,6 +362,12 @@ class Job:
 
     async def _complete(self, result: EditResult) -> None:
         """Store the result where the next identical run finds it, then hand it over."""
+        try:
+            await asyncio.to_thread(remember_served_images, self.client, result, self.spec,
+                                    self.submitted_at)
+        except Exception as error:  # noqa: BLE001 - an optimisation must never lose a paid result
+            logger.warning("could not remember where fal serves the result of request %s (%s); "
+                           "a chained edit uploads it instead", self.request_id, error)
         with self._lock:
             delivered = self._waiters > 0
         cache = self.store.cache if self.store is not None else None
@@ -479,7 +502,8 @@ class Ticket:
 
 
 def _stale_references(error: ValidationError, urls: list[str], order: JobOrder | None) -> list[int]:
-    """Indices of the reused reference uploads fal said it could not fetch or read."""
+    """Indices of the reused reference URLs (earlier uploads or results) fal said it could not
+    fetch or read."""
     if order is None:
         return []
     stale = set()

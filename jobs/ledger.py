@@ -240,8 +240,8 @@ def log_unnamed_submit(entry: LedgerEntry) -> None:
     logger.warning(
         "a submit to %s was interrupted before fal named the job; if it reached fal it ran and "
         "billed: find its request id in https://fal.ai/dashboard/requests and fetch the result "
-        "with the 'fal Result by Request ID' node or `fal-kontext collect REQUEST_ID`",
-        entry.endpoint_id)
+        "(free) with the 'fal Result by Request ID' node or `fal-kontext collect REQUEST_ID "
+        "--endpoint %s`", entry.endpoint_id, entry.endpoint_id)
 
 
 _FIELD_TYPES: dict[str, tuple[type, ...]] = {

@@ -5,7 +5,8 @@ image files fal returned on disk, shared safely by threads and by processes.
 
 Layout under the cache directory:
     <key[:2]>/<key>/0.png, 1.jpg, ...  the image files exactly as fal returned them, in order
-    <key[:2]>/<key>/entry.json         file names, content types, sizes, sha256s and the run's info
+    <key[:2]>/<key>/entry.json         file names, content types, sizes, sha256s, where fal
+                                       serves each file and until when, and the run's info
     .tmp-<key>-<random>/               an entry being written; renamed into place once complete
     .trash-<random>/                   an entry being deleted; renamed out of place first
 An entry directory therefore only ever appears or disappears whole. Recency for least-recently-used
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ..client.logs import logger
+from ..client.storage import ServedFile
 from .durable import fsync_directory, write_synced
 from .result_collection import EditResult
 
@@ -62,10 +64,13 @@ _EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/jpg": "jpg", "ima
 
 @dataclass(frozen=True)
 class CachedResult:
-    """A stored run: the image files with their content types, in order, and its info dict."""
+    """A stored run: the image files with their content types, in order, and its info dict;
+    `served` holds, per image, where fal serves that file and until when it may be handed back
+    to fal (None when it may not: an inline result, or an entry stored before this was kept)."""
 
     images: list[tuple[bytes, str]]
     info: dict[str, Any]
+    served: tuple[ServedFile | None, ...] = ()
 
 
 def result_cache_key(endpoint_id: str, fields: Mapping[str, Any], reference_keys: Sequence[str],
@@ -162,8 +167,9 @@ class ResultCache:
             logger.warning("result info is not JSON (%s); not caching this result", error)
             return False
         files = [{"name": f"{index}.{_extension(content_type)}", "content_type": content_type,
-                  "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-                 for index, (data, content_type) in enumerate(images)]
+                  "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+                  **_served_fields(getattr(image, "served", None))}
+                 for index, ((data, content_type), image) in enumerate(zip(images, result.images))]
         manifest = json.dumps({"format": CACHE_FORMAT_VERSION, "key": key, "files": files,
                                "info": info}, ensure_ascii=False, indent=1).encode("utf-8")
         size = sum(len(data) for data, _ in images) + len(manifest)
@@ -265,7 +271,7 @@ def _read_entry(entry_dir: Path, key: str) -> CachedResult | None:
         raise _CorruptEntry(f"{ENTRY_FILE} is not valid JSON") from None
     files, info = _parse_manifest(manifest, key)
     images = []
-    for name, content_type, size, digest in files:
+    for name, content_type, size, digest, _ in files:
         try:
             data = (entry_dir / name).read_bytes()
         except FileNotFoundError:
@@ -275,10 +281,11 @@ def _read_entry(entry_dir: Path, key: str) -> CachedResult | None:
         if hashlib.sha256(data).hexdigest() != digest:
             raise _CorruptEntry(f"{name} does not match its stored sha256")
         images.append((data, content_type))
-    return CachedResult(images=images, info=info)
+    return CachedResult(images=images, info=info, served=tuple(served for *_, served in files))
 
 
-def _parse_manifest(manifest: Any, key: str) -> tuple[list[tuple[str, str, int, str]], dict]:
+def _parse_manifest(manifest: Any,
+                    key: str) -> tuple[list[tuple[str, str, int, str, ServedFile | None]], dict]:
     if not isinstance(manifest, dict) or manifest.get("format") != CACHE_FORMAT_VERSION \
             or manifest.get("key") != key:
         raise _CorruptEntry(f"{ENTRY_FILE} is not an entry for this key in format "
@@ -297,8 +304,27 @@ def _parse_manifest(manifest: Any, key: str) -> tuple[list[tuple[str, str, int, 
                 and isinstance(size, int) and not isinstance(size, bool) and size >= 0
                 and isinstance(digest, str) and _SHA256_PATTERN.fullmatch(digest)):
             raise _CorruptEntry(f"{ENTRY_FILE} lists a malformed file {spec!r}")
-        parsed.append((name, content_type, size, digest))
+        parsed.append((name, content_type, size, digest, _served_file(spec)))
     return parsed, info
+
+
+def _served_fields(served: ServedFile | None) -> dict[str, Any]:
+    if served is None:
+        return {}
+    return {"served_url": served.url, "served_by": served.origin,
+            "served_reuse_until": served.reuse_until}
+
+
+def _served_file(spec: dict[str, Any]) -> ServedFile | None:
+    """Where fal serves a stored file, if the entry says so; a malformed note is ignored (it
+    only ever saves an upload), never a reason to distrust the entry."""
+    url, origin, until = (spec.get("served_url"), spec.get("served_by"),
+                          spec.get("served_reuse_until"))
+    if (isinstance(url, str) and url.startswith(("https://", "http://"))
+            and isinstance(origin, str) and isinstance(until, (int, float))
+            and not isinstance(until, bool) and math.isfinite(until)):
+        return ServedFile(url, origin, float(until))
+    return None
 
 
 def _entry_usage(entry_dir: str) -> tuple[int, int] | None:

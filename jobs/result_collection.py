@@ -10,11 +10,13 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..client import FalClient
+from ..client.data_uri import is_data_uri
 from ..client.errors import DownloadError
 from ..client.logs import logger
 from ..client.queue_types import RequestHandle
+from ..client.storage import ServedFile, reuse_deadline
 from .errors import DecodeError, SafetyFilterError
-from .result_images import decode_image
+from .result_images import decode_image, served_identity
 
 Decoder = Callable[[bytes], Any]  # raises DecodeError for bytes that are not a usable image
 
@@ -31,6 +33,8 @@ class CollectSpec:
     nsfw_policy: str = "drop"
     max_download_bytes: int | None = None
     inline_results: bool = False  # results as data URIs: fal keeps them only minutes
+    # How long fal keeps the output files (the lifecycle the submit asked for); None: unknown.
+    output_lifetime: int | None = None
 
 
 @dataclass
@@ -40,6 +44,8 @@ class ResultImage:
     index: int  # position in fal's answer
     nsfw: bool = False
     decoded: Any = None  # what the run's decoder made of `data` (pixels for the nodes)
+    url: str = ""  # where fal serves the file; "" for an inline (sync_mode) result
+    served: ServedFile | None = None  # set when its URL may be handed back to fal (chaining)
 
 
 @dataclass
@@ -74,11 +80,28 @@ async def collect_result(client: FalClient, output: dict[str, Any], handle: Requ
         if on_downloaded is not None:
             on_downloaded(done, len(keep))
         content_type = entry.get("content_type") or spec.default_content_type
-        return ResultImage(data, str(content_type), index, flags[index], decoded)
+        url = "" if is_data_uri(entry["url"]) else str(entry["url"])
+        return ResultImage(data, str(content_type), index, flags[index], decoded, url)
 
     images = list(await asyncio.gather(*(fetch(i) for i in keep)))
     return EditResult(images=images, seed=output.get("seed"),
                       info=_info(spec, output, handle, flags, keep))
+
+
+def remember_served_images(client: FalClient, result: EditResult, spec: CollectSpec,
+                           created_after: float | None) -> None:
+    """Remember which URL serves each result image's decoded pixels, so a later edit that gets
+    exactly these pixels as a reference sends that URL: no encode, no upload, not a second JPEG
+    generation. Only where the lifetime fal was asked to keep the files is known."""
+    if not spec.output_lifetime or created_after is None:
+        return
+    served = [(image, served_identity(image.data, image.decoded)) for image in result.images
+              if image.url]
+    for image, identity in served:
+        if identity is not None:
+            image.served = ServedFile(image.url, client.hosts.queue,
+                                      reuse_deadline(created_after, spec.output_lifetime))
+            client.remember_served(identity, image.served)
 
 
 async def decode_in_thread(decode: Decoder, data: bytes, request_id: str | None) -> Any:

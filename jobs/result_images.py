@@ -1,10 +1,13 @@
-"""Result image bytes -> pixels, with the size limits that stop decompression bombs.
+"""Result image bytes -> pixels, with the size limits that stop decompression bombs, and the
+identity of a frame's pixels that matches a result to a reference (a chained edit).
 
 Torch-free, so the pipeline (and the CLI) can check every result before it is cached.
 """
 from __future__ import annotations
 
+import hashlib
 import io
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -15,6 +18,7 @@ from .errors import DecodeError
 DEFAULT_MAX_DECODED_PIXELS = 64_000_000
 # Formats fal returns results in; anything else is refused rather than guessed at.
 RESULT_FORMATS = ("PNG", "JPEG", "WEBP")
+_ORIENTATION = 0x0112  # the EXIF tag ImageOps.exif_transpose applies
 
 
 def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_DECODED_PIXELS) -> np.ndarray:
@@ -41,3 +45,27 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_DECODED_PIXELS) -
     except Exception as exc:  # a damaged file: Pillow raises OSError, ValueError, SyntaxError...
         raise DecodeError(f"The result image could not be decoded: the PNG/JPEG/WebP data is damaged "
                           f"({exc})") from exc
+
+
+def frame_key(frame: np.ndarray) -> str:
+    """A sha256 of a frame's shape, dtype and raw pixel bytes: the identity the upload cache, the
+    result cache and chained edits know a frame by. Results and references both use this one
+    function, so a result fed back as a reference is recognised pixel for pixel."""
+    digest = hashlib.sha256(f"{frame.shape}|{frame.dtype.str}|".encode())
+    digest.update(memoryview(np.ascontiguousarray(frame)).cast("B"))
+    return digest.hexdigest()
+
+
+def served_identity(data: bytes, decoded: Any) -> str | None:
+    """The identity of a result's pixels when fal, fetching the same file, reads exactly those
+    pixels: a uint8 RGB frame decoded from an RGB or gray file that needed no EXIF rotation.
+    None otherwise (alpha dropped, a palette, a rotation: what fal reads would differ)."""
+    if not isinstance(decoded, np.ndarray) or decoded.dtype != np.uint8 or decoded.ndim != 3:
+        return None
+    try:
+        with Image.open(io.BytesIO(data), formats=RESULT_FORMATS) as image:  # the header only
+            if image.mode not in ("RGB", "L") or image.getexif().get(_ORIENTATION, 1) != 1:
+                return None
+    except Exception:  # noqa: BLE001 - it decoded once; anything odd now just means "not chained"
+        return None
+    return frame_key(decoded)

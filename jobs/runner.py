@@ -5,12 +5,14 @@ A run asks `join` for a ticket: the job already running for the same key in this
 (joined), a job the job ledger names (adopted: another run's, another process's, a dead one's),
 a job another process is submitting right now (its id awaited, then followed), or a new job the
 run leads (it sends the references, then `Ticket.submit`). The ledger claim is atomic across
-processes, so of two processes queueing the same prompt exactly one submits.
+processes, so of two processes queueing the same prompt exactly one submits. `follow_request`
+gives a ticket for a request fal already has, named by its id: adopted, never submitted.
 """
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import os
 import threading
 import time
@@ -65,7 +67,12 @@ class JobRunner:
                  start_deadline: float, decode: Decoder) -> Job:
         def job(origin: Origin, phase: JobPhase, entry: LedgerEntry | None = None,
                 owns_entry: bool = True) -> Job:
-            return Job(self, key, client, spec, store, decode=decode,
+            job_spec = spec
+            if entry is not None and entry.named:
+                # Its outputs live as long as the process that submitted it asked fal to keep them.
+                job_spec = dataclasses.replace(spec,
+                                               output_lifetime=entry.collect.get("output_lifetime"))
+            return Job(self, key, client, job_spec, store, decode=decode,
                        start_deadline=start_deadline, origin=origin, phase=phase, entry=entry,
                        owns_entry=owns_entry)
 
@@ -89,6 +96,26 @@ class JobRunner:
             if store.ledger.take_over(claim, found):
                 return job(Origin.OURS, JobPhase.PREPARING, claim)
         raise FalError("The job ledger keeps changing under this run; try again")
+
+    def follow_request(self, key: str, request_id: str, client: FalClient, spec: CollectSpec,
+                       store: JobStore | None, *, decode: Decoder,
+                       listener: Listener | None = None) -> Ticket:
+        """A ticket for a request fal already has, named by its id (from fal's dashboard, say):
+        the job is adopted, so it is followed and collected, stored under `key`, and never
+        submitted or cancelled. Runs following the same key share one job."""
+        store = store if is_cacheable_key(key) else None
+        with self._lock:
+            job = self._jobs.get(self._scope(store, key)) if store is not None else None
+            if job is not None and job.joinable:
+                return job.attach(listener, leading=False)
+            job = Job(self, key, self._sibling(client), spec, store, decode=decode,
+                      start_deadline=0.0, origin=Origin.ADOPTED, phase=JobPhase.QUEUED,
+                      request_id=request_id)
+            if store is not None:
+                self._jobs[self._scope(store, key)] = job
+            ticket = job.attach(listener, leading=False)
+        self.start(job, None)
+        return ticket
 
     @staticmethod
     def _adopted(job: Callable[..., Job], ledger: JobLedger, entry: LedgerEntry) -> Job:

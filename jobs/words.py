@@ -24,12 +24,15 @@ def images(count: int) -> str:
 
 def done_line(info: Mapping[str, Any]) -> str:
     """The final line of a run that delivered images."""
-    saved = f"$0 (saved {money(float(info.get('cost_saved_usd') or 0.0))})"
+    saved_usd = float(info.get("cost_saved_usd") or 0.0)
+    saved = f"$0 (saved {money(saved_usd)})" if saved_usd else "$0"
     if info.get("cached"):
         return SEPARATOR.join(("Done", "from cache", saved))
     count = images(int(info.get("num_images") or 0))
+    request = str(info.get("request_id") or "")[:8]
+    if info.get("fetched_by_id"):
+        return SEPARATOR.join(("Done", count, f"fetched from fal request {request}", saved))
     if info.get("shared_job"):
-        request = str(info.get("request_id") or "")[:8]
         return SEPARATOR.join(("Done", count, f"from fal request {request}, already paid", saved))
     return SEPARATOR.join(("Done", count, money(float(info.get("estimated_cost_usd") or 0.0))))
 
@@ -80,9 +83,20 @@ def cancelled_line(ending: JobEnding) -> str:
     return SEPARATOR.join(("Cancelled", ending_text(ending)))
 
 
+def following_line(request_id: str) -> str:
+    """The first line of a run that fetches a request fal already has, by its id."""
+    return f"Asking fal for request {request_id[:8]}"
+
+
+def stopped_following_line(request_id: str) -> str:
+    """A run fetching a request by its id stopped waiting: the job was never its to cancel."""
+    return SEPARATOR.join(("Stopped waiting", f"fal request {request_id[:8]} goes on (it is not "
+                                              "cancelled from here); run again to fetch it, free"))
+
+
 def failed_line(message: str) -> str:
     return SEPARATOR.join(("Failed", message))
 
 
-__all__ = ["cancelled_line", "done_line", "ending_text", "failed_line", "images", "money",
-           "timeout_text"]
+__all__ = ["cancelled_line", "done_line", "ending_text", "failed_line", "following_line", "images",
+           "money", "stopped_following_line", "timeout_text"]

@@ -1,6 +1,8 @@
 """One Kontext edit end to end on bytes: references -> URLs -> fal job -> result image bytes.
 
 Nodes (tensors) and the CLI (files) both call `run_edit`; it knows nothing of torch or ComfyUI.
+A reference whose pixels are exactly those of a result fal still serves (an edit fed back into
+an edit) goes as that result's URL: nothing encoded, nothing uploaded, no second JPEG generation.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from ..jobs.job import JobNotStartedError, JobOrder, Ticket
 from ..jobs.lifecycle import EndingKind, JobEnding
 from ..jobs.result_cache import CachedResult, result_cache_key
 from ..jobs.result_collection import CollectSpec, Decoder, EditResult, ResultImage, decode_in_thread
-from ..jobs.result_images import decode_image
+from ..jobs.result_images import decode_image, served_identity
 from ..jobs.runner import PROCESS_JOBS, JobRunner
 from ..jobs.store import JobStore, default_job_store
 from ..jobs.words import done_line, timeout_text
@@ -37,12 +39,16 @@ class Reference:
     `key` names the bytes sent (pixels, size limit and every constant of the encoding), so a
     changed encoder never reuses a stale upload. `identity` names only what the user chose (the
     pixels and the settings they picked) and is what the result cache and job ledger match on,
-    so tuning the encoder in an upgrade never makes an identical run pay again. Empty: `key`."""
+    so tuning the encoder in an upgrade never makes an identical run pay again. Empty: `key`.
+    `pixels` is the identity of the frame's pixels (`frame_key`) when the reference would be
+    sent as exactly those pixels (no downscale applies); a result fal still serves with those
+    pixels then goes as its URL. Empty: never sent as a served result's URL."""
 
     label: str
     key: str
     encode: Callable[[], tuple[bytes, str]]  # -> (bytes, content type); run in a worker thread
     identity: str = ""
+    pixels: str = ""
 
     @property
     def result_key(self) -> str:
@@ -90,7 +96,7 @@ async def run_edit(client: FalClient, request: FalEditRequest, references: Seque
     key = request_key(request, [ref.result_key for ref in references])
     cached = store.cache.get(key) if store.cache is not None else None
     if cached is not None:
-        return await _from_cache(cached, request, progress, decode)
+        return await from_cache(client, cached, request.estimated_cost_usd, progress, decode)
     progress.started(request.estimated_cost_usd, len(references))
     state = _RunState()
     work = asyncio.ensure_future(_run_job(client, request, references, options, progress, store,
@@ -129,10 +135,11 @@ async def _run_job(client: FalClient, request: FalEditRequest, references: Seque
                        estimated_cost_usd=request.estimated_cost_usd,
                        nsfw_policy=options.nsfw_policy,
                        max_download_bytes=options.max_download_bytes,
-                       inline_results=bool(fields.get("sync_mode", False)))
+                       inline_results=bool(fields.get("sync_mode", False)),
+                       output_lifetime=client.storage_lifetime)
     for attempt in (1, 2):
         ticket = runner.join(key, client, spec, store, start_deadline=options.timeout,
-                             decode=decode, listener=_progress_listener(progress))
+                             decode=decode, listener=progress_listener(progress))
         try:
             if ticket.leading:
                 await _lead(client, request, references, options, progress, spending, ticket, state)
@@ -166,11 +173,14 @@ async def _lead(client: FalClient, request: FalEditRequest, references: Sequence
         ticket.fail_before_submit(error)
         raise
     state.reserved_usd = request.estimated_cost_usd
-    # Only URLs from an earlier upload can have gone stale; a fresh one is not uploaded twice.
-    reused = ({client.cached_upload(ref.key) for ref in references}
-              if options.transport == "upload" else set())
+    served = [client.served_url(ref.pixels) if ref.pixels else None for ref in references]
+    # Only URLs used before (an earlier upload, a served result) can have gone stale; a fresh
+    # upload is not sent twice.
+    reused = {url for url in served if url}
+    if options.transport == "upload":
+        reused |= {client.cached_upload(ref.key) for ref, url in zip(references, served) if not url}
     try:
-        urls = await _reference_urls(client, references, options.transport, progress)
+        urls = await _reference_urls(client, references, served, options.transport, progress)
     except BaseException as error:
         state.release(spending)
         ticket.fail_before_submit(error if isinstance(error, Exception) else JobNotStartedError(
@@ -178,13 +188,17 @@ async def _lead(client: FalClient, request: FalEditRequest, references: Sequence
         raise
     ticket.submit(JobOrder(arguments=request.arguments, urls=urls,
                            references=[(ref.key, ref.encode) for ref in references],
-                           reused_urls=frozenset(url for url in reused if url)))
+                           reused_urls=frozenset(url for url in reused if url),
+                           inline=options.transport != "upload"))
 
 
-def _progress_listener(progress: ProgressReporter) -> Callable[[str, Any], None]:
-    """Progress events arrive on the job runner's thread; show them on the caller's loop."""
+def progress_listener(progress: ProgressReporter, *,
+                      submitting: bool = True) -> Callable[[str, Any], None]:
+    """Progress events arrive on the job runner's thread; show them on the caller's loop.
+    `submitting` False: the run follows a request fal already has (its naming is no news)."""
     loop = asyncio.get_running_loop()
-    handlers = {"submitted": progress.submitted, "update": progress.queue_update,
+    handlers = {"submitted": progress.submitted if submitting else lambda _: None,
+                "update": progress.queue_update,
                 "downloaded": lambda pair: progress.downloaded(*pair)}
 
     def listener(kind: str, payload: Any) -> None:
@@ -216,20 +230,29 @@ def _check_options(options: EditOptions) -> None:
     p.check("timeout_seconds", options.timeout)
 
 
-async def _reference_urls(client: FalClient, references: Sequence[Reference], transport: str,
+async def _reference_urls(client: FalClient, references: Sequence[Reference],
+                          served: Sequence[str | None], transport: str,
                           progress: ProgressReporter) -> list[str]:
-    """URLs for every reference, uploaded in parallel (bounded by the client), in order."""
+    """URLs for every reference, in order: the URL fal serves it from (an earlier result with
+    exactly its pixels, whichever the transport), else uploaded in parallel (bounded by the
+    client) or inline."""
     done = 0
 
-    async def one(reference: Reference) -> str:
+    async def one(reference: Reference, served_url: str | None) -> str:
         nonlocal done
-        url = (await _uploaded_or_inline(client, reference) if transport == "upload"
-               else await _inline(reference))
+        if served_url:
+            logger.info("%s is a result fal still serves: sent as its URL, nothing uploaded",
+                        reference.label)
+            url = served_url
+        elif transport == "upload":
+            url = await _uploaded_or_inline(client, reference)
+        else:
+            url = await _inline(reference)
         done += 1
         progress.uploaded(done, len(references))
         return url
 
-    return list(await asyncio.gather(*(one(ref) for ref in references)))
+    return list(await asyncio.gather(*(one(ref, url) for ref, url in zip(references, served))))
 
 
 async def _inline(reference: Reference) -> str:
@@ -249,17 +272,34 @@ async def _uploaded_or_inline(client: FalClient, reference: Reference) -> str:
         return await _inline(reference)
 
 
-async def _from_cache(cached: CachedResult, request: FalEditRequest, progress: ProgressReporter,
-                      decode: Decoder) -> EditResult:
-    info = {**cached.info, "cached": True, "cost_saved_usd": request.estimated_cost_usd,
+async def from_cache(client: FalClient, cached: CachedResult, cost_saved_usd: float,
+                     progress: ProgressReporter, decode: Decoder) -> EditResult:
+    """A stored result as a run's result (nothing asked of fal). Where fal still serves its
+    files, they are remembered again, so an edit fed this result sends their URLs."""
+    info = {**cached.info, "cached": True, "cost_saved_usd": cost_saved_usd,
             "estimated_cost_usd": 0.0}
     decoded = await asyncio.gather(*(decode_in_thread(decode, data, info.get("request_id"))
                                      for data, _ in cached.images))
-    images = [ResultImage(data, content_type, index, decoded=pixels)
-              for index, ((data, content_type), pixels) in enumerate(zip(cached.images, decoded))]
+    served = list(cached.served) + [None] * (len(cached.images) - len(cached.served))
+    images = [ResultImage(data, content_type, index, decoded=pixels,
+                          url=copy.url if copy else "", served=copy)
+              for index, ((data, content_type), pixels, copy)
+              in enumerate(zip(cached.images, decoded, served))]
+    await asyncio.to_thread(_remember_served_again, client, images)
     info["summary"] = done_line(info)
     progress.finished(info)
     return EditResult(images=images, seed=cached.info.get("seed"), info=info)
 
 
-__all__ = ["EditOptions", "EditResult", "Reference", "ResultImage", "run_edit"]
+def _remember_served_again(client: FalClient, images: Sequence[ResultImage]) -> None:
+    # The identity is of the pixels decoded here and now (not stored): they are what the next
+    # node gets, and another Pillow or libjpeg may decode the same file a little differently.
+    for image in images:
+        if image.served is not None and image.served.usable():
+            identity = served_identity(image.data, image.decoded)
+            if identity is not None:
+                client.remember_served(identity, image.served)
+
+
+__all__ = ["EditOptions", "EditResult", "Reference", "ResultImage", "from_cache",
+           "progress_listener", "run_edit"]

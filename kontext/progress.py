@@ -11,7 +11,8 @@ from typing import Any, Callable
 from ..client.logs import logger
 from ..client.queue_types import JobState, QueueUpdate
 from ..jobs.lifecycle import JobEnding
-from ..jobs.words import SEPARATOR, cancelled_line, done_line, failed_line, money
+from ..jobs.words import (SEPARATOR, cancelled_line, done_line, failed_line, following_line,
+                          money, stopped_following_line)
 
 _ENDINGS = frozenset({"done", "cancelled", "failed"})
 # Share of the bar each stage fills; generating is open-ended, so it creeps towards its end.
@@ -54,6 +55,11 @@ class ProgressReporter:
     def uploaded(self, done: int, total: int) -> None:
         self._emit("upload", _UPLOAD_END * done / total, f"References {done}/{total} ready")
 
+    def following(self, request_id: str) -> None:
+        """A request fal already has is fetched by its id (nothing is uploaded or submitted)."""
+        self.request_id = request_id
+        self._emit("queue", _UPLOAD_END, following_line(request_id))
+
     def submitted(self, request_id: str) -> None:
         self.request_id = request_id
         logger.info("%sfal request %s submitted", self._prefix, request_id)
@@ -79,6 +85,11 @@ class ProgressReporter:
         """The run was cancelled: the final line says what became of the fal job."""
         self._cost_text = ""
         self._emit("cancelled", 1.0, cancelled_line(ending))
+
+    def stopped_following(self, request_id: str) -> None:
+        """The run fetching a request by its id stopped waiting; the job goes on at fal."""
+        self._cost_text = ""
+        self._emit("cancelled", 1.0, stopped_following_line(request_id))
 
     def failed(self, message: str) -> None:
         """The run failed: the final line is the error itself."""

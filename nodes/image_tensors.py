@@ -7,12 +7,11 @@ float32 RGB frames stacked into one batch.
 """
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from ..jobs.result_images import frame_key
 from ..kontext.errors import InvalidInputError
 from ..kontext.reference_encoding import (PNG_ZLIB_STRATEGY, downscale_frame, encode_png,
                                           encode_reference)
@@ -71,13 +70,6 @@ def reference_frames(input_name: str, image: object) -> list[np.ndarray]:
             slot = torch.from_numpy(pixels[index, top:top + rows_per_block])
             slot.copy_(as_float.clamp(0, 1).mul_(255).round_())
     return list(pixels)
-
-
-def frame_key(frame: np.ndarray) -> str:
-    """A sha256 of the frame's shape, dtype and raw pixel bytes, for upload/result caches."""
-    digest = hashlib.sha256(f"{frame.shape}|{frame.dtype.str}|".encode())
-    digest.update(memoryview(np.ascontiguousarray(frame)).cast("B"))
-    return digest.hexdigest()
 
 
 def stack_results(frames: list[np.ndarray]) -> torch.Tensor:

@@ -71,10 +71,15 @@ def sent_reference_sizes(inputs: Mapping[str, Any], input_names: Sequence[str],
 def _reference(label: str, frame: np.ndarray, max_megapixels: float, encoding: str) -> Reference:
     # The key lets a re-run skip encoding and upload, and never reuses an upload made by another
     # rule; the identity finds a paid result again whatever the rule (see Reference).
-    key, identity = reference_keys(frame_key(frame), max_megapixels, encoding)
+    content = frame_key(frame)
+    key, identity = reference_keys(content, max_megapixels, encoding)
+    # Sent at its own size, the frame may go as the URL of a result fal serves with exactly
+    # these pixels: that beats either encoding (the same file, not a re-encode of its pixels).
+    height, width = frame.shape[:2]
+    pixels = content if downscaled_size(width, height, max_megapixels) == (width, height) else ""
 
     def encode() -> tuple[bytes, str]:
         encoded = encode_reference(downscale_frame(frame, max_megapixels), encoding)
         return encoded.data, encoded.content_type
 
-    return Reference(label=label, key=key, encode=encode, identity=identity)
+    return Reference(label=label, key=key, encode=encode, identity=identity, pixels=pixels)

@@ -31,7 +31,9 @@ Protocol choices where fal's behaviour is undocumented or the stand-in simplifie
 - Results are forgotten result_retention (3600 s) after completion, large_result_retention
   (360 s) for results of 10 KiB or more; then status, stream and result answer 404.
 - Lifecycle headers set lifetimes: X-Fal-Object-Lifecycle (CDN upload, -Preference accepted
-  too), -Preference on initiate and on submit (the outputs). Expired files answer 404.
+  too), -Preference on initiate and on submit (the outputs). Expired files answer 404, and a
+  job given one as a reference is refused with file_download_error; expire_file(url) ends a
+  file's life at once (fal's storage dropped it).
 - The storage token's base_url is the CDN origin, which takes POST /files/upload (so does the
   API origin, for clients that upload to a fixed host).
 - 422 job failures carry X-Fal-Retryable: false, as fal's toolkit errors do.

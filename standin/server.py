@@ -322,6 +322,15 @@ class StandInServer:
         return self._state.faults.add("upload", times=times, status=401,
                                       body={"detail": "Invalid token"})
 
+    def expire_file(self, url: str) -> None:
+        """The CDN stops serving the file at `url` now, as when the lifecycle it was stored with
+        ends (a job given it as a reference then fails with file_download_error); ValueError
+        when it is not a file of this server."""
+        file_id = FileStore.parse_path(url[len(self.cdn_url):]) if url.startswith(
+            self.cdn_url + "/") else None
+        if file_id is None or not self._state.store.expire(file_id):
+            raise ValueError(f"{url!r} is not a file of this stand-in")
+
     def put_file(self, data: bytes, content_type: str, name: str | None = None) -> str:
         """Store bytes on the CDN origin; returns their URL."""
         file_id, stored_name = self._state.store.put(data, content_type, name)

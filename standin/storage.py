@@ -68,6 +68,16 @@ class FileStore:
             return None
         return stored
 
+    def expire(self, file_id: str) -> bool:
+        """End a file's life now, as its lifecycle would; False when there is no such file."""
+        with self._lock:
+            stored = self._files.get(file_id)
+            if stored is None:
+                return False
+            self._files[file_id] = StoredFile(stored.data, stored.content_type, stored.name,
+                                              expires_at=time.monotonic())
+            return True
+
     @staticmethod
     def path_for(file_id: str, name: str) -> str:
         return f"/files/{file_id}/{quote(name)}"

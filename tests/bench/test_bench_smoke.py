@@ -16,10 +16,11 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BENCHMARKS = ("overhead", "png", "rerun", "concurrency", "memory", "scaling", "status_requests",
-              "uplink", "flux2_price")
+              "uplink", "flux2_price", "chain")
 EXPECTED_TARGETS = {"overhead": {"P1", "P2"}, "png": {"P3", "E1", "E2"}, "rerun": {"P4"},
                     "concurrency": {"P5", "P5'"}, "memory": {"P6"}, "scaling": {"Scaling"},
-                    "status_requests": {"S1", "S2"}, "uplink": {"U1"}, "flux2_price": {"F1"}}
+                    "status_requests": {"S1", "S2"}, "uplink": {"U1"}, "flux2_price": {"F1"},
+                    "chain": {"C1"}}
 
 pytest.importorskip("fal_client", reason="the baseline needs fal-client (pip install .[bench])")
 
@@ -69,7 +70,7 @@ def test_the_report_describes_the_machine_and_lists_every_target(smoke_run):
     _, markdown = smoke_run
     for field in ("CPU", "cores", "Python", "fal-client", "pillow", "torch"):
         assert f"| {field} |" in markdown
-    for target in ("P1", "P2", "P3", "P4", "P5", "P6", "Scaling", "E1", "E2", "U1", "F1"):
+    for target in ("P1", "P2", "P3", "P4", "P5", "P6", "Scaling", "E1", "E2", "U1", "F1", "C1"):
         assert f"| {target} |" in markdown
 
 
@@ -91,3 +92,15 @@ def test_status_request_benchmark_counts_each_clients_traffic_for_its_own_job(sm
         assert counts["status_type"] == counts["status_polls"] + counts["stream_connections"] >= 1
         assert 0 <= counts["completion_to_result"] < counts["wall"]
     assert "status-type total" in markdown
+
+
+def test_chain_benchmark_step_two_sends_the_url_and_fal_gets_the_exact_file(smoke_run):
+    report, _ = smoke_run
+    figures = report["results"]["chain"]["numbers"]
+    pack, before = figures["medians"]["pack"], figures["medians"]["re-upload"]
+    assert pack["upload_bytes"] == 0 and pack["by_url"] == 1
+    assert figures["lowest_psnr"]["pack"] == 999.0, "the URL is the step-1 file itself: exact"
+    # Without the served-results table the pack re-encodes and uploads: a second JPEG generation.
+    assert before["upload_bytes"] > 0 and before["by_url"] == 0
+    assert 35 < figures["lowest_psnr"]["re-upload"] < 999
+    assert pack["reference_pixels"] >= 1_000_000, "the step-1 result is a ~1 MP photo"

@@ -20,6 +20,7 @@ from PIL import Image
 
 from fal_kontext.kontext.edit_request import EditRequest
 from fal_kontext.kontext.models import MULTI_MODELS
+from fal_kontext.client.storage import ServedFile
 from fal_kontext.jobs.result_cache import (
     DEFAULT_MAX_BYTES, ENTRY_FILE, UNSEEDED_KEY_PREFIX, CachedResult, ResultCache,
     default_result_cache, is_cacheable_key, result_cache_directory)
@@ -135,7 +136,7 @@ def test_put_then_get_returns_identical_files_and_info(tmp_path):
     cache.put(key, result)
     cached = cache.get(key)
     assert cached == CachedResult(images=[(PNG, "image/png"), (JPEG, "image/jpeg")],
-                                  info=result.info)
+                                  info=result.info, served=(None, None))
     assert cache.get(key_for(2)) is None
 
 
@@ -294,6 +295,7 @@ WORKER = """
 import hashlib, json, sys
 from pathlib import Path
 from types import SimpleNamespace
+from fal_kontext.client.storage import ServedFile
 from fal_kontext.jobs.result_cache import ResultCache
 root, shared_key, own_key, image_path = sys.argv[1:5]
 data = Path(image_path).read_bytes()
@@ -396,3 +398,32 @@ def test_inside_older_comfyui_the_temp_directory_is_used(tmp_path, monkeypatch):
 ])
 def test_outside_comfyui_the_platform_user_cache_is_used(platform, env, expected, no_comfyui):
     assert result_cache_directory(env, platform) == Path(expected) / "fal-kontext" / "results"
+
+
+# --- where fal serves each file (chained edits) -------------------------------------------------
+
+def test_where_fal_serves_each_file_is_stored_with_the_entry(tmp_path):
+    cache = ResultCache(tmp_path)
+    result = edit_result()
+    served = ServedFile("https://v3.fal.media/files/a/out_0.png", "https://queue.fal.run", 1234.5)
+    result.images[0].served = served
+    cache.put(key_for(1), result)
+    assert cache.get(key_for(1)).served == (served, None)
+
+
+@pytest.mark.parametrize("field, value", [("served_url", "ftp://x/y"), ("served_url", 7),
+                                          ("served_reuse_until", "soon"),
+                                          ("served_reuse_until", float("inf")),
+                                          ("served_by", None)])
+def test_a_malformed_note_of_where_fal_serves_a_file_is_ignored_not_a_miss(tmp_path, field, value):
+    cache = ResultCache(tmp_path)
+    result = edit_result()
+    result.images[0].served = ServedFile("https://v3.fal.media/a.png", "https://queue.fal.run", 9.0)
+    cache.put(key_for(1), result)
+    manifest_path = entry_dir(tmp_path, key_for(1)) / "entry.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["files"][0][field] = value
+    manifest_path.write_text(json.dumps(manifest))  # json writes inf as Infinity: still JSON here
+    cached = cache.get(key_for(1))
+    assert cached is not None and cached.images[0] == (PNG, "image/png")
+    assert cached.served == (None, None)

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from fal_kontext.kontext.errors import DecodeError
-from fal_kontext.jobs.result_images import decode_image
+from fal_kontext.jobs.result_images import decode_image, frame_key, served_identity
 
 
 def png_bytes(image: Image.Image) -> bytes:
@@ -107,3 +107,47 @@ def test_formats_other_than_png_jpeg_webp_are_refused():
     Image.new("RGB", (4, 4)).save(buffer, format="GIF")
     with pytest.raises(DecodeError, match="PNG/JPEG/WebP"):
         decode_image(buffer.getvalue())
+
+
+# --- the identity a chained edit matches a result by ---------------------------------------------
+
+def jpeg_bytes(image: Image.Image, exif: bytes | None = None) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=90, **({"exif": exif} if exif else {}))
+    return buffer.getvalue()
+
+
+def test_a_plain_rgb_result_is_known_by_the_identity_of_its_decoded_pixels():
+    pixels = np.random.default_rng(3).integers(0, 256, (6, 5, 3), dtype=np.uint8)
+    data = jpeg_bytes(Image.fromarray(pixels))
+    decoded = decode_image(data)
+    assert served_identity(data, decoded) == frame_key(decoded) != frame_key(pixels)
+
+
+def test_a_gray_result_decodes_to_the_same_pixels_fal_reads():
+    data = png_bytes(Image.new("L", (4, 4), 77))
+    assert served_identity(data, decode_image(data)) is not None
+
+
+@pytest.mark.parametrize("image, why", [
+    (Image.new("RGBA", (4, 4), (10, 20, 30, 40)), "alpha dropped: fal reads another image"),
+    (Image.new("P", (4, 4)), "a palette"),
+])
+def test_a_result_fal_would_read_differently_has_no_identity(image, why):
+    data = png_bytes(image)
+    assert served_identity(data, decode_image(data)) is None, why
+
+
+def test_a_result_that_needed_an_exif_rotation_has_no_identity():
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees on display
+    data = jpeg_bytes(Image.new("RGB", (8, 4), (200, 10, 10)), exif.tobytes())
+    decoded = decode_image(data)
+    assert decoded.shape == (8, 4, 3), "decode applied the rotation"
+    assert served_identity(data, decoded) is None
+
+
+def test_anything_but_uint8_pixels_has_no_identity():
+    data = png_bytes(Image.new("RGB", (2, 2)))
+    assert served_identity(data, decode_image(data).astype(np.float32)) is None
+    assert served_identity(data, "not pixels") is None

@@ -39,9 +39,11 @@ def dominant(colour: tuple[float, ...]) -> int:
 
 
 def test_the_pack_exports_its_nodes_with_display_names():
-    assert list(NODE_CLASS_MAPPINGS) == ["FalKontextMulti", "FalKontextEdit", "FalFlux2Edit"]
+    assert list(NODE_CLASS_MAPPINGS) == ["FalKontextMulti", "FalKontextEdit", "FalFlux2Edit",
+                                         "FalResultByRequestId"]
     assert NODE_DISPLAY_NAME_MAPPINGS["FalKontextMulti"] == "FLUX.1 Kontext Multi (fal)"
     assert NODE_DISPLAY_NAME_MAPPINGS["FalFlux2Edit"] == "FLUX.2 Edit (fal)"
+    assert NODE_DISPLAY_NAME_MAPPINGS["FalResultByRequestId"] == "fal Result by Request ID"
 
 
 @pytest.mark.parametrize("node_class", [FalKontextMulti, FalKontextEdit])

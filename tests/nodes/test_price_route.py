@@ -13,11 +13,12 @@ from fal_kontext.nodes.price_route import PRICES_ROUTE, handle_prices, price_tab
 
 PER_IMAGE = {node_id: node for node_id, node in NODE_CLASS_MAPPINGS.items()
              if node_id.startswith("FalKontext")}
+FREE = {"FalResultByRequestId"}  # fetches what was paid for already: no price, no badge
 
 
-def test_every_node_is_priced_one_way_or_the_other():
+def test_every_node_that_submits_is_priced_one_way_or_the_other():
     table = price_table()
-    assert set(table["nodes"]) | set(table["per_megapixel"]) == set(NODE_CLASS_MAPPINGS)
+    assert set(table["nodes"]) | set(table["per_megapixel"]) == set(NODE_CLASS_MAPPINGS) - FREE
     assert set(table["nodes"]) == set(PER_IMAGE) and set(table["per_megapixel"]) == {"FalFlux2Edit"}
 
 
