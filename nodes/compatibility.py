@@ -34,6 +34,12 @@ _KONTEXT_0_1_0 = ("prompt", "model", "seed", "guidance_scale", "num_images", "as
 RELEASED_WIDGETS: dict[str, tuple[str, ...]] = {
     "FalKontextMulti": _KONTEXT_0_1_0,
     "FalKontextEdit": _KONTEXT_0_1_0,
+    # First released in 0.2.0.
+    "FalFlux2Edit": ("prompt", "model", "seed", "image_size", "width", "height",
+                     "safety_tolerance", "enable_safety_checker", "output_format", "sync_mode",
+                     "guidance_scale", "num_inference_steps", "reference_transport",
+                     "max_reference_megapixels", "timeout_seconds", "nsfw_policy",
+                     "use_result_cache", "reference_encoding"),
 }
 
 # Inputs added after a node's first release -> the value that does what that release did, used
