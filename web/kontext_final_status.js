@@ -17,7 +17,7 @@ import { api } from "../../scripts/api.js";
 
 const FRONTEND_TEXT_WIDGET = "$$node-text-preview";
 // node ids are a workflow's identity: they never change
-const PACK_NODE_PREFIXES = ["FalKontext", "FalFlux2"];
+const PACK_NODE_PREFIXES = ["FalKontext", "FalFlux2", "FalResultByRequestId"];
 const isPackNode = (nodeType) => PACK_NODE_PREFIXES.some((prefix) => nodeType.startsWith(prefix));
 const END_EVENTS = ["execution_success", "execution_error", "execution_interrupted"];
 

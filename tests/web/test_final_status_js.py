@@ -103,3 +103,15 @@ def test_a_final_line_belongs_to_one_node_of_one_run(tmp_path):
     assert out["late_text_of_old_prompt"] is None
     assert out["own_run"] == "Done · 1 image"
     assert out["next_prompt_started"] is None
+
+
+def test_every_node_of_the_pack_keeps_its_final_line():
+    """A node the extension does not know loses its "Done · ..." line in frontend 1.58."""
+    import re
+
+    from fal_kontext import NODE_CLASS_MAPPINGS
+
+    source = (WEB / "kontext_final_status.js").read_text()
+    prefixes = json.loads(re.search(r"const PACK_NODE_PREFIXES = (\[.*?\]);", source).group(1))
+    assert all(any(node_id.startswith(prefix) for prefix in prefixes)
+               for node_id in NODE_CLASS_MAPPINGS), (prefixes, list(NODE_CLASS_MAPPINGS))
