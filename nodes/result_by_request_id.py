@@ -7,30 +7,29 @@ import asyncio
 import json
 from typing import Any
 
-from ..client.errors import FalError
 from ..kontext import parameters as p
-from ..kontext.collect import ENDPOINT_INPUT, REQUEST_ID_INPUT, collect_request, pack_endpoints
+from ..kontext.collect import (ENDPOINT_INPUT, REQUEST_ID_INPUT, checked_request_id,
+                               collect_request, pack_endpoints)
+from ..kontext.errors import InvalidInputError
 from ..kontext.pipeline import EditResult
 from ..kontext.progress import ProgressReporter
 from ..version import pack_version
 from .client_pool import shared_client
-from .comfy_bridge import NodeBridge
 from .comfy_paths import node_job_store
 from .image_tensors import stack_results
 from .node_inputs import widget
+from .node_runs import NodeRun
 
 CATEGORY = "fal/Kontext"
 
 
 class FalResultByRequestId:
-    DESCRIPTION = ("The images of a fal request, fetched by its id (from fal's dashboard, or the "
-                   "log line of a run that stopped before fal named its job): waits while it "
-                   "still runs, costs nothing, never submits or cancels a job. Needs FAL_KEY.")
+    DESCRIPTION = ("Fetches the images of a fal request by its id, for free: waits while it runs, "
+                   "never submits or cancels (FAL_KEY).")
     RETURN_TYPES = ("IMAGE", "INT", "STRING")
     RETURN_NAMES = ("images", "seed", "info")
     OUTPUT_TOOLTIPS = (
-        "The request's result images as one batch (images fal flagged as NSFW are dropped by "
-        "default).",
+        "The request's images as one batch (those fal flagged as NSFW dropped by default).",
         "The seed fal used.",
         "JSON: request id, endpoint, seed, prompt as fal used it, NSFW flags, timings.",
     )
@@ -43,9 +42,8 @@ class FalResultByRequestId:
         return {
             "required": {
                 REQUEST_ID_INPUT: ("STRING", {
-                    "default": "", "tooltip": "The fal request id, e.g. "
-                    "764cabcf-b745-4b3e-ae38-1200304cf45b (a URL holding one works too). fal "
-                    "keeps a result about an hour; once fetched it stays in the result cache."}),
+                    "default": "", "tooltip": "The fal request id from fal's dashboard or a log "
+                    "line (a URL holding one works too)."}),
                 ENDPOINT_INPUT: (endpoints, {
                     "default": endpoints[0], "tooltip": "The fal endpoint the request was sent "
                     "to (any endpoint of the same fal app finds it)."}),
@@ -55,16 +53,24 @@ class FalResultByRequestId:
             "hidden": {"unique_id": "UNIQUE_ID"},
         }
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, request_id: str | None = None) -> bool | str:
+        """An empty or malformed id is refused when the prompt is queued (None: a linked input,
+        checked when the node runs)."""
+        if request_id is None:
+            return True
+        try:
+            checked_request_id(request_id)
+        except InvalidInputError as error:
+            return str(error)
+        return True
+
     async def collect(self, request_id: str, endpoint: str, nsfw_policy: str = "drop",
                       unique_id: str | None = None) -> tuple[Any, int, str]:
-        bridge = NodeBridge(unique_id)
-        progress = ProgressReporter(bridge.show, log_prefix=f"[{type(self).__name__} #{unique_id}] ")
-        try:
-            result = await bridge.run_interruptible(
-                self._collect(request_id, endpoint, nsfw_policy, progress))
-        except FalError as error:
-            progress.failed(str(error))  # the status line ends with the same words as the error
-            raise
+        run = NodeRun(type(self).__name__, unique_id)
+        with run.failures_shown():
+            result = await run.bridge.run_interruptible(
+                self._collect(request_id, endpoint, nsfw_policy, run.progress))
         images = await asyncio.to_thread(stack_results, [image.decoded for image in result.images])
         return images, int(result.seed or 0), json.dumps({**result.info,
                                                           "pack_version": pack_version()})

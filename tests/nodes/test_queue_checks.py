@@ -99,3 +99,14 @@ def test_the_flux2_node_refuses_an_empty_prompt_when_queued_too():
     assert FalFlux2Edit.VALIDATE_INPUTS(prompt="put the duck on the shirt") is True
     refusal = FalFlux2Edit.VALIDATE_INPUTS(prompt="   ")
     assert isinstance(refusal, str) and refusal.startswith("prompt is empty")
+
+
+@pytest.mark.parametrize("request_id, refused", [(None, False), ("764cabcf-b745-4b3e-ae38-1200304cf45b", False),
+                                                 ("", True), ("id with spaces", True)])
+def test_the_result_by_id_node_refuses_an_unusable_id_when_queued(request_id, refused):
+    from fal_kontext.nodes.result_by_request_id import FalResultByRequestId
+    answer = FalResultByRequestId.VALIDATE_INPUTS(request_id=request_id)
+    if refused:
+        assert isinstance(answer, str) and answer.startswith("request_id ")
+    else:
+        assert answer is True
