@@ -161,7 +161,7 @@ async def test_a_cancel_answered_already_completed_says_finished_and_billed_and_
         assert again.info["cached"] and again.info["request_id"] == next(iter(server.jobs))
         assert len(server.submits()) == 1 and len(server.cancels()) == 1
         record("stop after the job finished (cancel answers ALREADY_COMPLETED)", server,
-               f"cancelled; {progress.ending}; the re-run is served from the cache")
+               f"{progress.ending}; the re-run is served from the cache")
 
 
 async def test_a_timeout_after_the_job_finished_keeps_the_paid_result(monkeypatch):
