@@ -13,20 +13,18 @@ from ..kontext.pipeline import EditResult
 from ..kontext.parameters import MODEL
 from .node_inputs import node_input_types, reference_socket
 from .queue_checks import check_when_queued
-from .node_runs import NodeRun, node_outputs
+from .node_runs import ImageSeedInfoNode, NodeRun, node_outputs
 from .references import collect_references, sent_reference_sizes
 
 CATEGORY = "fal/FLUX.2"
 
 
-class FalFlux2Edit:
+class FalFlux2Edit(ImageSeedInfoNode):
     """FLUX.2 [pro] / [max] / [flex] multi-reference edit on fal.ai."""
 
     MODELS = f.FLUX2_MODELS
     TABLE = fp.TABLE
     REFERENCE_INPUTS = ("images", "image_2", "image_3", "image_4")
-    RETURN_TYPES = ("IMAGE", "INT", "STRING")
-    RETURN_NAMES = ("images", "seed", "info")
     OUTPUT_TOOLTIPS = (
         "The edited image (FLUX.2 makes one per run).",
         "The seed fal used.",

@@ -9,7 +9,7 @@ from ..kontext import models as m
 from ..kontext import parameters as p
 from ..kontext.edit_request import EditRequest
 from .node_inputs import node_input_types, reference_socket
-from .node_runs import NodeRun, node_outputs
+from .node_runs import ImageSeedInfoNode, NodeRun, node_outputs
 from .queue_checks import check_when_queued
 from .references import collect_references, count_frames
 
@@ -18,13 +18,11 @@ from .references import collect_references, count_frames
 CATEGORY = "fal/Kontext"
 
 
-class _KontextNode:
+class _KontextNode(ImageSeedInfoNode):
     """Shared body of the Kontext nodes; subclasses name their models and reference sockets."""
 
     MODELS: dict[str, m.KontextModel] = {}
     REFERENCE_INPUTS: tuple[str, ...] = ()
-    RETURN_TYPES = ("IMAGE", "INT", "STRING")
-    RETURN_NAMES = ("images", "seed", "info")
     OUTPUT_TOOLTIPS = (
         "The results as one batch (images fal's safety checker flagged are dropped by default).",
         "The seed fal used.",

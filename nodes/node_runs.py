@@ -23,6 +23,14 @@ from .compatibility import accept_retired_inputs, with_old_behaviour
 from .image_tensors import stack_results
 
 
+class ImageSeedInfoNode:
+    """The outputs every node of the pack has, in this order: saved workflows link them by slot,
+    so they never change (README, "Keeping saved workflows working")."""
+
+    RETURN_TYPES = ("IMAGE", "INT", "STRING")
+    RETURN_NAMES = ("images", "seed", "info")
+
+
 class NodeRun:
     """A node's link to the UI for one execution, and the run it starts."""
 

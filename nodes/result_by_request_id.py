@@ -18,16 +18,14 @@ from .client_pool import shared_client
 from .comfy_paths import node_job_store
 from .image_tensors import stack_results
 from .node_inputs import widget
-from .node_runs import NodeRun
+from .node_runs import ImageSeedInfoNode, NodeRun
 
 CATEGORY = "fal/Kontext"
 
 
-class FalResultByRequestId:
+class FalResultByRequestId(ImageSeedInfoNode):
     DESCRIPTION = ("Fetches the images of a fal request by its id, for free: waits while it runs, "
                    "never submits or cancels (FAL_KEY).")
-    RETURN_TYPES = ("IMAGE", "INT", "STRING")
-    RETURN_NAMES = ("images", "seed", "info")
     OUTPUT_TOOLTIPS = (
         "The request's images as one batch (those fal flagged as NSFW dropped by default).",
         "The seed fal used.",

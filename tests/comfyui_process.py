@@ -181,3 +181,27 @@ def link_pack(custom_nodes: Path) -> str:
         pytest.fail(f"{link} exists but is not this pack ({PACK_ROOT}); remove it or link the pack")
     link.symlink_to(PACK_ROOT, target_is_directory=True)
     return link.name
+
+
+def own_comfyui(fal_base_url: str, work: Path, key: str = "test-key-123") -> ComfyUI:
+    """A started ComfyUI of a test's own (its folders under `work`, the pack linked) that talks
+    to the fal at `fal_base_url`: for scenarios that kill or restart it."""
+    root = Path(COMFYUI_DIR).resolve()
+    link_pack(custom_nodes_folder(root))
+    env = {name: value for name, value in os.environ.items()
+           if not name.startswith(("FAL_", "PYTEST_"))}
+    env.update({"FAL_KEY": key, "FAL_KONTEXT_BASE_URL": fal_base_url,
+                "FAL_KONTEXT_CONFIG": str(work / "no-config.json"), "PYTHONUNBUFFERED": "1"})
+    server = ComfyUI(root, COMFYUI_PYTHON, env, work / "comfyui")
+    server.start()
+    return server
+
+
+# The marks of every suite that needs a real ComfyUI, and the workflow most of them run.
+NEEDS_COMFYUI = [
+    pytest.mark.skipif(not HAVE_COMFYUI,
+                       reason="set COMFYUI_DIR to a ComfyUI checkout to run the pack in ComfyUI"),
+    pytest.mark.timeout(600),
+]
+DUCKLING_API = PACK_ROOT / "workflows" / "api" / "Kontext - duckling on t-shirt.json"
+DUCKLING_KONTEXT_NODE = "4"

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -98,20 +99,26 @@ def test_demo_runs_offline_on_the_shipped_samples(tmp_path):
     assert len(list((tmp_path / "demo").glob("*.jpg"))) == 1
 
 
+def ctrl_c_once(args: list[str], env: dict[str, str], started: Callable[[], bool]) -> str:
+    """Run the CLI, press Ctrl-C once `started()` says its work reached fal; its stderr, after
+    checking that it exited promptly with the interrupted code."""
+    process = subprocess.Popen([sys.executable, "-m", "fal_kontext", *args, "--quiet"], env=env,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not started() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    interrupted = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=20)
+    assert time.monotonic() - interrupted < 2.0, "the CLI must exit promptly"
+    assert process.returncode == EXIT_INTERRUPTED, stderr
+    return stderr
+
+
 def test_ctrl_c_cancels_the_remote_job_before_exiting(tmp_path, references):
     with StandInServer(processing_delay=30) as server:
         env = cli_env(tmp_path, FAL_KEY=TEST_KEY, FAL_KONTEXT_BASE_URL=server.base_url)
-        process = subprocess.Popen([sys.executable, "-m", "fal_kontext", "edit", "--prompt", "p",
-                                    *references, "--quiet"], env=env, stderr=subprocess.PIPE,
-                                   text=True)
-        deadline = time.monotonic() + 30
-        while not server.submits() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.3)
-        interrupted = time.monotonic()
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=20)
-        assert time.monotonic() - interrupted < 2.0, "the CLI must exit promptly"
-        assert process.returncode == EXIT_INTERRUPTED, stderr
+        stderr = ctrl_c_once(["edit", "--prompt", "p", *references], env, server.submits)
         assert len(server.cancels()) == 1
         assert "Interrupted. Cancelled · fal may still bill $0.04" in stderr, stderr

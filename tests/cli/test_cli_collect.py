@@ -5,10 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import signal
-import subprocess
-import sys
-import time
 import tomllib
 import urllib.request
 from pathlib import Path
@@ -21,7 +17,7 @@ from fal_kontext.jobs.ledger import LedgerEntry, log_unnamed_submit
 from fal_kontext.nodes.registry import NODE_DISPLAY_NAME_MAPPINGS
 from fal_kontext.standin import StandInServer
 from support import TEST_KEY, png_bytes
-from test_cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_USAGE, cli_env, run_cli
+from test_cli import EXIT_FAILED, EXIT_INVALID, EXIT_USAGE, cli_env, ctrl_c_once, run_cli
 
 ENDPOINT = "fal-ai/flux-pro/kontext/multi"
 
@@ -89,17 +85,7 @@ def test_ctrl_c_stops_waiting_and_never_cancels_the_job(tmp_path):
     with StandInServer(processing_delay=30) as server:
         request_id = submit_and_walk_away(server)
         env = cli_env(tmp_path, FAL_KEY=TEST_KEY, FAL_KONTEXT_BASE_URL=server.base_url)
-        process = subprocess.Popen([sys.executable, "-m", "fal_kontext", "collect", request_id,
-                                    "--quiet"], env=env, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 30
-        while not server.status_requests() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.3)
-        interrupted = time.monotonic()
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=20)
-        assert time.monotonic() - interrupted < 2.0, "the CLI must exit promptly"
-        assert process.returncode == EXIT_INTERRUPTED, stderr
+        stderr = ctrl_c_once(["collect", request_id], env, server.status_requests)
         assert f"Interrupted. Stopped waiting · fal request {request_id[:8]} goes on" in stderr
         assert not server.cancels()
 

@@ -12,47 +12,19 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import time
 import urllib.request
-from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 
-from comfyui_process import COMFYUI_DIR, COMFYUI_PYTHON, HAVE_COMFYUI, PACK_ROOT, ComfyUI, link_pack
-from fal_kontext.standin import StandInServer
+from comfyui_process import DUCKLING_API, DUCKLING_KONTEXT_NODE, NEEDS_COMFYUI
 
-DUCKLING = PACK_ROOT / "workflows" / "api" / "Kontext - duckling on t-shirt.json"
-KONTEXT_NODE = "4"
+DUCKLING, KONTEXT_NODE = DUCKLING_API, DUCKLING_KONTEXT_NODE
+PROCESSING_DELAY = 0.5  # seconds per job at the stand-in (tests/comfyui/conftest.py)
 ENDPOINT = "fal-ai/flux-pro/kontext/multi"
 
-pytestmark = [
-    pytest.mark.skipif(not HAVE_COMFYUI,
-                       reason="set COMFYUI_DIR to a ComfyUI checkout to run the pack in ComfyUI"),
-    pytest.mark.timeout(600),
-]
-
-
-@pytest.fixture
-def standin():
-    with StandInServer(processing_delay=0.5) as server:
-        yield server
-
-
-@pytest.fixture
-def comfy(standin, tmp_path):
-    root = Path(COMFYUI_DIR).resolve()
-    link_pack(root / "custom_nodes")
-    env = {name: value for name, value in os.environ.items()
-           if not name.startswith(("FAL_", "PYTEST_"))}
-    env.update({"FAL_KEY": "test-key-123", "FAL_KONTEXT_BASE_URL": standin.base_url,
-                "FAL_KONTEXT_CONFIG": str(tmp_path / "no-config.json"), "PYTHONUNBUFFERED": "1"})
-    server = ComfyUI(root, COMFYUI_PYTHON, env, tmp_path / "comfyui")
-    server.start()
-    yield server
-    server.stop()
+pytestmark = NEEDS_COMFYUI
 
 
 def duckling_prompt(seed: int) -> dict:

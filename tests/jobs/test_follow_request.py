@@ -29,13 +29,6 @@ P = JobPhase
 
 
 @pytest.fixture
-def runner():
-    runner = JobRunner()
-    yield runner
-    runner.reset()
-
-
-@pytest.fixture
 def fal():
     fal = ScriptedFal()
     fal.jobs["req-9"] = ScriptedJob("req-9", {"prompt": "sent by a run that died"})

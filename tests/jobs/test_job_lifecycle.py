@@ -37,13 +37,6 @@ P = JobPhase
 
 
 @pytest.fixture
-def runner():
-    runner = JobRunner()
-    yield runner
-    runner.close()
-
-
-@pytest.fixture
 def fal():
     return ScriptedFal()
 

@@ -105,18 +105,6 @@ def test_reference_sizes_as_sent_are_read_from_the_tensors_in_socket_then_batch_
         (4000, 3000), (4000, 3000), (64, 48)]
 
 
-async def test_a_short_timeout_cancels_the_flux2_job(monkeypatch):
-    from support import allow_short_timeouts
-    from fal_kontext.client import FalTimeoutError
-    allow_short_timeouts(monkeypatch, 0.1)
-    with StandInServer(processing_delay=30) as server:
-        monkeypatch.setenv("FAL_KEY", TEST_KEY)
-        monkeypatch.setenv("FAL_KONTEXT_BASE_URL", server.base_url)
-        with pytest.raises(FalTimeoutError, match="cancel"):
-            await call_node(FalFlux2Edit, prompt="p", images=solid(RED), timeout_seconds=1)
-        assert len(server.cancels()) == 1 and not server.billed_jobs()
-
-
 # --- runs ------------------------------------------------------------------------------------------
 
 

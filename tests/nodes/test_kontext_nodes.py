@@ -214,15 +214,16 @@ async def test_interrupt_cancels_remote_job_and_raises_comfys_interrupt(monkeypa
     assert all(node_id == "7" for node_id, _ in comfy.texts)
 
 
-async def test_timeout_cancels_the_job(monkeypatch):
+@pytest.mark.parametrize("node_class", [FalKontextMulti, FalFlux2Edit])
+async def test_timeout_cancels_the_job(monkeypatch, node_class):
     allow_short_timeouts(monkeypatch, 0.1)
     from fal_kontext.client import FalTimeoutError
     with StandInServer(processing_delay=30) as server:
         monkeypatch.setenv("FAL_KEY", TEST_KEY)
         monkeypatch.setenv("FAL_KONTEXT_BASE_URL", server.base_url)
         with pytest.raises(FalTimeoutError, match="cancel"):
-            await call_node(FalKontextMulti, prompt="p", images=solid(RED), timeout_seconds=1)
-        assert len(server.cancels()) == 1
+            await call_node(node_class, prompt="p", images=solid(RED), timeout_seconds=1)
+        assert len(server.cancels()) == 1 and not server.billed_jobs()
 
 
 async def test_missing_key_is_one_line_saying_how_to_set_it(standin, monkeypatch):

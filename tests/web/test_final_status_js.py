@@ -3,14 +3,10 @@ frontend's app/api modules: a final line belongs to one node of one run. Skipped
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-from pathlib import Path
 
 import pytest
+from frontend_stubs import NODE, WEB, run_extension
 
-WEB = Path(__file__).resolve().parents[2] / "web"
-NODE = shutil.which("node")
 
 APP_STUB = """export const app = {
   registerExtension(e) { globalThis.extension = e; },
@@ -84,17 +80,7 @@ console.log(JSON.stringify(out));
 
 @pytest.mark.skipif(NODE is None, reason="needs node")
 def test_a_final_line_belongs_to_one_node_of_one_run(tmp_path):
-    (tmp_path / "scripts").mkdir()
-    (tmp_path / "scripts" / "app.js").write_text(APP_STUB)
-    (tmp_path / "scripts" / "api.js").write_text(API_STUB)
-    extension_dir = tmp_path / "extensions" / "fal-kontext"  # where ComfyUI serves WEB_DIRECTORY
-    extension_dir.mkdir(parents=True)
-    shutil.copy(WEB / "kontext_final_status.js", extension_dir)
-    (tmp_path / "run.mjs").write_text(RUNNER)
-    result = subprocess.run([NODE, "run.mjs"], cwd=tmp_path, capture_output=True, text=True,
-                            timeout=60, check=False)
-    assert result.returncode == 0, result.stderr
-    out = json.loads(result.stdout.strip().splitlines()[-1])
+    out = run_extension(tmp_path, "kontext_final_status.js", APP_STUB, API_STUB, RUNNER)
     assert out["after_failure"] == "Failed · prompt is empty"
     assert out["not_ours"] is None
     assert out["handed_back"] == ["Failed · prompt is empty"], "given back to the frontend once"

@@ -3,16 +3,12 @@ frontend's app/api modules, fed the backend's real price table. Skipped without 
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-from pathlib import Path
 
 import pytest
+from frontend_stubs import NODE, WEB, run_extension
 from fal_kontext.kontext import flux2_models as f
 from fal_kontext.nodes.price_route import price_table
 
-WEB = Path(__file__).resolve().parents[2] / "web"
-NODE = shutil.which("node")
 
 APP_STUB = "export const app = { registerExtension(e) { globalThis.extension = e; }, graph: null };\n"
 API_STUB = """export const api = {
@@ -53,18 +49,9 @@ console.log(JSON.stringify(out));
 
 def run_badge_script(tmp_path, runner: str) -> dict:
     """Run `runner` in node beside the extension, with the backend's real price table."""
-    (tmp_path / "scripts").mkdir()
-    (tmp_path / "scripts" / "app.js").write_text(APP_STUB)
-    (tmp_path / "scripts" / "api.js").write_text(API_STUB)
-    extension_dir = tmp_path / "extensions" / "fal-kontext"  # where ComfyUI serves WEB_DIRECTORY
-    extension_dir.mkdir(parents=True)
-    shutil.copy(WEB / "kontext_price_badge.js", extension_dir)
-    (tmp_path / "run.mjs").write_text(runner)
     (tmp_path / "prices.json").write_text(json.dumps(price_table()))
-    result = subprocess.run([NODE, "run.mjs", "prices.json"], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=60, check=False)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return run_extension(tmp_path, "kontext_price_badge.js", APP_STUB, API_STUB, runner,
+                         "prices.json")
 
 
 @pytest.mark.skipif(NODE is None, reason="needs node")
