@@ -1,4 +1,6 @@
-"""Child process of test_load_and_soak: node runs against an in-process stand-in, RSS sampled.
+"""Child process of test_load_and_soak: node runs against an in-process stand-in, RSS and the
+Python heap (tracemalloc) sampled, in a process of their own so that no other test's threads or
+leftovers count.
 
 The parent starts it with MALLOC_ARENA_MAX=1. glibc gives each thread its own malloc arena and
 keeps what is freed there, so any threaded process grows RSS by tens of MB that are not a leak
@@ -14,6 +16,7 @@ import gc
 import json
 import os
 import sys
+import tracemalloc
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the shared helpers
@@ -51,10 +54,21 @@ async def measure(warm_up: int, runs: int) -> dict[str, float]:
         for _ in range(warm_up):
             await one_run()
         before = rss_mb()
-        for _ in range(runs):
+        tracemalloc.start()
+        halfway = 0
+        for number in range(1, runs + 1):
             await one_run()
+            if number == runs // 2:
+                gc.collect()
+                halfway = tracemalloc.get_traced_memory()[0]
+        gc.collect()
+        # The heap's growth over the second half of the runs: what each run leaves behind adds
+        # up, while what only the latest runs still hold (their output tensors, a pooled
+        # connection's buffers) is there at both ends and cancels out.
+        heap_growth = (tracemalloc.get_traced_memory()[0] - halfway) / 2**20
+        tracemalloc.stop()
         return {"runs": runs, "rss_before_mb": before, "growth_mb": rss_mb() - before,
-                "submits": len(server.submits())}
+                "heap_growth_mb": heap_growth, "submits": len(server.submits())}
 
 
 def main() -> None:
