@@ -122,9 +122,9 @@ async def test_sequential_and_concurrent_runs_under_jitter_and_transient_faults(
         "Stand-in on loopback with 0–20 ms jitter per request, 0.05 s processing, and a 5% rate "
         "of random 503/429 answers on retry-safe routes (status, result, download, token, upload, "
         "cancel). Node runs with distinct seeds, result cache off; clients use the production retry logic with "
-        "shortened waits (4 attempts, 10–50 ms backoff). RSS growth here includes tracemalloc's "
-        "own bookkeeping and glibc's per-thread malloc arenas, which keep freed memory; memory "
-        "outside the Python heap is measured in a child with one arena (next section).\n\n" + table(
+        "shortened waits (4 attempts, 10–50 ms backoff). RSS growth here includes "
+        "glibc's per-thread malloc arenas, which keep freed memory; memory outside the Python "
+        "heap, and the heap itself, are measured in a child with one arena (next section).\n\n" + table(
             ["measure", "value"], [
                 ["runs (sequential + concurrent)", f"{SEQUENTIAL_RUNS} + {CONCURRENT_RUNS}"],
                 ["failed runs", 0],
