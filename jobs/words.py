@@ -37,12 +37,14 @@ def done_line(info: Mapping[str, Any]) -> str:
     return SEPARATOR.join(("Done", count, money(float(info.get("estimated_cost_usd") or 0.0))))
 
 
-def _kept(ending: JobEnding) -> str:
+def _kept(ending: JobEnding, *, finished: bool = False) -> str:
+    """Where the result is (`finished`) or will be kept."""
+    tense = "is" if finished else "will be"
     if ending.kept == "cache":
-        return "the result will be kept"
+        return f"the result {tense} kept"
     if ending.kept == "fal":
         return "the result stays collectable for about an hour"
-    return "the result will not be kept"
+    return f"the result {tense} not kept"
 
 
 def ending_text(ending: JobEnding) -> str:
@@ -64,8 +66,8 @@ def ending_text(ending: JobEnding) -> str:
         return f"fal did not confirm the cancel, it may bill {cost}; {_kept(ending)}"
     if kind is EndingKind.COMPLETED_KEPT:
         if ending.shared:
-            return f"the job had finished already; {_kept(ending).replace('will be', 'is')}"
-        return f"it had finished already: {cost} billed; {_kept(ending).replace('will be', 'is')}"
+            return f"the job had finished already; {_kept(ending, finished=True)}"
+        return f"it had finished already: {cost} billed; {_kept(ending, finished=True)}"
     if kind is EndingKind.COMPLETED_DELIVERED:
         return "it had finished already"
     return f"the job ended without a result ({ending.error})" if ending.error else \
